@@ -1,0 +1,50 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# kvm-force-spec-ctrl. The two entry points:
+#   make demo    boot Bochs (Sapphire Rapids), load the module, show forcing
+#   make check   every build and test, both emulators; ends "N passed, N failed"
+# Both install what they need (scripts/deps.sh). Builds are cached outside
+# the repository, in $(KFSC_CACHE) (default /var/cache/kvm-force-spec-ctrl).
+#
+# The module itself is Kbuild's (see Kbuild): `make module` builds it
+# against the test kernel; `make module CLIPPY=1` runs clippy as it builds.
+
+SHELL := /bin/bash
+S := scripts
+
+.PHONY: all check demo deps kernel module selftests bochs host-test lint clean
+
+all: module
+
+check:
+	$(S)/check.sh
+
+demo:
+	$(S)/demo.sh
+
+deps:
+	$(S)/deps.sh
+
+kernel: deps
+	$(S)/kernel.sh
+
+module: kernel
+	KDIR=$$($(S)/kernel.sh) $(S)/module.sh
+
+selftests: kernel
+	KDIR=$$($(S)/kernel.sh) $(S)/selftests.sh
+
+bochs: deps
+	$(S)/bochs.sh
+
+host-test: deps
+	$(S)/host-test.sh
+
+# checkpatch --strict of the KVM series, rustfmt and clippy of the module.
+lint: module
+	$(S)/lint.sh
+
+clean:
+	rm -rf out rust/abi_generated.rs
+	find rust -name '*.o' -o -name '*.ko' -o -name '*.mod*' -o -name '.*.cmd' | xargs rm -f
+	rm -f Module.symvers modules.order rust/modules.order

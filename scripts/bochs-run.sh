@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Boot the test kernel in Bochs and run one guest suite.
+#   KDIR=... INITRD=... bochs-run.sh <suite> <cpu model> <log dir> [kernel args...]
+# Writes <log dir>/<suite>.serial (the guest console) and .bochs (Bochs' own
+# log); exits non-zero on a boot that does not finish, like parse-results.
+source "$(dirname "$0")/lib.sh"
+suite=$1 model=$2 logdir=$3
+shift 3
+KDIR=${KDIR:?} INITRD=${INITRD:?}
+BOCHS=${BOCHS:?bochs install prefix}
+timeout_s=${KFSC_BOCHS_TIMEOUT:-900}
+cpus=${KFSC_BOCHS_CPUS:-1}
+bios=$KFSC_CACHE/dl/bochsbios/root/usr/share/bochs/BIOS-bochs-latest
+vgabios=$KFSC_CACHE/dl/vgabios/root/usr/share/vgabios/vgabios.bin
+[ -f "$bios" ] && [ -f "$vgabios" ] || die "no BIOS images; run scripts/deps.sh"
+
+mkdir -p "$logdir"
+name=$suite${KFSC_RUN_TAG:+-$KFSC_RUN_TAG}
+serial=$logdir/$name.serial
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/iso/isolinux"
+cp /usr/lib/ISOLINUX/isolinux.bin /usr/lib/syslinux/modules/bios/ldlinux.c32 "$work/iso/isolinux/"
+cp "$KDIR/arch/x86/boot/bzImage" "$work/iso/bzImage"
+cp "$INITRD" "$work/iso/initrd.gz"
+# clearcpuid=amx_tile: the model offers AMX without XFD (PLATFORM.md).
+cat >"$work/iso/isolinux/isolinux.cfg" <<EOT
+DEFAULT linux
+PROMPT 0
+TIMEOUT 0
+LABEL linux
+  KERNEL /bzImage
+  INITRD /initrd.gz
+  APPEND console=ttyS0,115200 loglevel=5 clearcpuid=amx_tile panic=-1 kfsc.suite=$suite $*
+EOT
+xorriso -as mkisofs -quiet -o "$work/boot.iso" -b isolinux/isolinux.bin -c isolinux/boot.cat \
+	-no-emul-boot -boot-load-size 4 -boot-info-table "$work/iso" 2>/dev/null ||
+	die "xorriso failed"
+cat >"$work/bochsrc" <<EOT
+display_library: nogui
+romimage: file=$bios
+vgaromimage: file=$vgabios
+cpu: model=$model, count=$cpus, ips=50000000, reset_on_triple_fault=0
+megs: 1024
+pci: enabled=1, chipset=i440fx
+ata0: enabled=1, ioaddr1=0x1f0, ioaddr2=0x3f0, irq=14
+ata0-master: type=cdrom, path=$work/boot.iso, status=inserted
+boot: cdrom
+clock: sync=none, time0=946684800
+com1: enabled=1, mode=file, dev=$serial
+panic: action=fatal
+error: action=report
+log: $logdir/$name.bochs
+mouse: enabled=0
+EOT
+log "bochs: $model, suite $suite ($*), serial log $serial"
+start=$(date +%s)
+# Bochs exits 1 on a guest power-off with panic: action=fatal; the serial
+# log decides (parse-results.sh).
+timeout "$timeout_s" "$BOCHS/bin/bochs" -q -f "$work/bochsrc" >"$logdir/$name.stdout" 2>&1 </dev/null
+rc=$?
+log "bochs: exit $rc after $(( $(date +%s) - start ))s"
+[ $rc -eq 124 ] && echo "KFSC-HOST-TIMEOUT bochs after ${timeout_s}s" >>"$serial"
+exit 0

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Install everything the build and the emulator runs need, on a fresh Debian
+# bookworm machine. Idempotent: a second run checks and returns in seconds.
+#
+# Sources: bookworm (+ -security for rustc-web 1.96 and libclang-19,
+# + -backports for QEMU 10) through a project-local apt configuration;
+# trixie for downloads only (linux-source-7.3, Bochs 3.0 source, BIOS images);
+# crates.io for bindgen-cli; PyPI for virtme-ng.
+source "$(dirname "$0")/lib.sh"
+source "$KFSC_ROOT/scripts/apt-local.sh"
+
+apt_pkgs=(
+	# kernel build
+	build-essential flex bison libelf-dev libssl-dev bc kmod cpio dwarves
+	python3 python3-venv perl git xz-utils rsync
+	# Rust for Linux, the versions of PLATFORM.md
+	rustc-web rust-web-src libstd-rust-web-dev rustfmt-web rust-web-clippy
+	cargo-web libclang-19-dev
+	# initramfs, boot media
+	busybox-static isolinux syslinux-common xorriso
+	# Bochs from source (nogui, no plugins)
+	g++ make
+	# virtme-ng
+	udev
+)
+bpo_pkgs=(qemu-system-x86)
+
+missing=()
+for p in "${apt_pkgs[@]}" "${bpo_pkgs[@]}"; do
+	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' ||
+		missing+=("$p")
+done
+
+kfsc_apt_setup
+if [ ${#missing[@]} -gt 0 ]; then
+	log "apt: installing ${missing[*]}"
+	kfsc_apt_update bookworm
+	kfsc_apt bookworm install -y --no-install-recommends "${apt_pkgs[@]}"
+	kfsc_apt bookworm install -y --no-install-recommends -t bookworm-backports "${bpo_pkgs[@]}"
+fi
+
+# trixie downloads: unpacked, never installed.
+dl=$KFSC_CACHE/dl
+mkdir -p "$dl"
+fetch_deb() { # package -> $dl/<package>/ (extracted)
+	local p=$1
+	[ -e "$dl/$p/.done" ] && return 0
+	kfsc_apt_update trixie
+	rm -rf "$dl/$p" && mkdir -p "$dl/$p"
+	(cd "$dl/$p" && kfsc_apt trixie download "$p" >/dev/null &&
+		dpkg-deb -x ./*.deb root && touch .done)
+}
+fetch_deb "$KFSC_LINUX_PKG"
+fetch_deb bochsbios
+fetch_deb vgabios
+if [ ! -e "$dl/bochs-src/.done" ]; then
+	kfsc_apt_update trixie
+	rm -rf "$dl/bochs-src" && mkdir -p "$dl/bochs-src"
+	# The .dsc may be refused (404); the two tarballs are what we need.
+	(cd "$dl/bochs-src" && kfsc_apt trixie source --download-only "bochs=$KFSC_BOCHS_VER-1" >/dev/null 2>&1 || true)
+	ls "$dl/bochs-src"/bochs_"$KFSC_BOCHS_VER".orig.tar.xz >/dev/null ||
+		die "could not download the Bochs $KFSC_BOCHS_VER source"
+	touch "$dl/bochs-src/.done"
+fi
+
+# bindgen-cli, built with Debian's cargo-web against libclang-19.
+if [ "$("$KFSC_CACHE/cargo/bin/bindgen" --version 2>/dev/null)" != "bindgen $KFSC_BINDGEN_VER" ]; then
+	log "cargo: installing bindgen-cli $KFSC_BINDGEN_VER"
+	CARGO_HOME=$KFSC_CACHE/cargo-home RUSTC=/usr/bin/rustc \
+		"$KFSC_CARGO" install --locked --root "$KFSC_CACHE/cargo" \
+		bindgen-cli --version "$KFSC_BINDGEN_VER"
+fi
+
+# virtme-ng in a venv of Debian's python3.
+if [ ! -x "$KFSC_CACHE/venv/bin/vng" ]; then
+	log "pip: installing virtme-ng"
+	/usr/bin/python3 -m venv "$KFSC_CACHE/venv"
+	"$KFSC_CACHE/venv/bin/pip" install -q virtme-ng
+fi
+log "dependencies ready"

@@ -1,0 +1,38 @@
+# Helpers for the guest-side suites (busybox sh, or the host's sh under
+# virtme-ng). $T holds the selftests, $M the modules.
+T=${KFSC_TESTS:-/tests}
+M=${KFSC_MODULES:-/lib/modules}
+ Each test prints one
+# KFSC-RESULT line that the harness counts; a test that cannot run fails.
+
+# t NAME TIMEOUT CMD...: run a test with a timeout.
+t() {
+	name=$1 tmo=$2
+	shift 2
+	echo "KFSC-BEGIN $name"
+	timeout "$tmo" "$@"
+	rc=$?
+	if [ $rc -eq 0 ]; then
+		echo "KFSC-RESULT PASS $name"
+	else
+		[ $rc -eq 143 ] && echo "KFSC-TIMEOUT $name after ${tmo}s"
+		echo "KFSC-RESULT FAIL $name (exit $rc)"
+	fi
+	return $rc
+}
+
+# must CMD...: a setup step; on failure every later test is meaningless.
+must() {
+	if ! "$@"; then
+		echo "KFSC-RESULT FAIL setup: $*"
+		echo "KFSC-DONE"
+		sleep 1
+		poweroff -f
+	fi
+}
+
+fsc_loaded() { grep -q '^kvm_force_spec_ctrl ' /proc/modules; }
+
+# A module life-cycle step as a test.
+insmod_fsc() { t "insmod kvm_force_spec_ctrl" 60 insmod "$M"/kvm_force_spec_ctrl.ko; }
+rmmod_fsc() { t "rmmod kvm_force_spec_ctrl" 60 rmmod kvm_force_spec_ctrl; }

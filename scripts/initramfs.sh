@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Make the test initramfs: busybox, the KVM modules of the test kernel, the
+# project's module and selftests, the guest-side scripts.
+#   KDIR=... TESTS=<selftests dir> initramfs.sh <output.cpio.gz>
+source "$(dirname "$0")/lib.sh"
+KDIR=${KDIR:?} TESTS=${TESTS:?}
+out=${1:?output path}
+root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT
+
+mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,lib/modules,tests,suites}
+cp /bin/busybox "$root/bin/busybox"
+for applet in $("$root/bin/busybox" --list); do
+	[ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
+done
+for m in kvm kvm-intel kvm-amd; do
+	cp "$KDIR/arch/x86/kvm/$m.ko" "$root/lib/modules/"
+done
+cp "$KFSC_ROOT/rust/kvm_force_spec_ctrl.ko" "$root/lib/modules/"
+cp "$TESTS"/force_spec_ctrl_* "$root/tests/"
+rm -f "$root"/tests/*.o "$root"/tests/*.d
+cp "$KFSC_ROOT/scripts/guest/init" "$root/init"
+cp "$KFSC_ROOT/scripts/guest/lib.sh" "$root/lib.sh"
+cp "$KFSC_ROOT"/scripts/guest/suites/* "$root/suites/"
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out"

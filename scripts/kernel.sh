@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Build the test kernel: linux-source-7.3 + kernel/patches/*.patch + the
+# config fragment, out of tree, in the cache.
+#
+#   source tree  $KFSC_CACHE/linux/src-$VERSION      (git: pristine + patches)
+#   build tree   $KFSC_CACHE/linux/build-$KEY         KEY = hash(version, fragment)
+#
+# A change of patches only resets the patched files and re-applies the series:
+# files the patches do not touch keep their mtimes, so the rebuild is
+# incremental. A change of the fragment gets a new build tree.
+# Prints the build tree's path on stdout.
+source "$(dirname "$0")/lib.sh"
+kfsc_kernel_env
+
+deb=$(ls "$KFSC_CACHE"/dl/$KFSC_LINUX_PKG/*.deb 2>/dev/null | head -n1)
+[ -n "$deb" ] || die "no $KFSC_LINUX_PKG package downloaded; run scripts/deps.sh"
+version=$(dpkg-deb -f "$deb" Version)
+src=$KFSC_CACHE/linux/src-$version
+frag=$KFSC_ROOT/kernel/config.fragment
+key=$( (echo "$version"; cat "$frag") | sha256sum | cut -c1-16)
+build=$KFSC_CACHE/linux/build-$key
+shopt -s nullglob
+patches=("$KFSC_ROOT"/kernel/patches/*.patch)
+shopt -u nullglob
+phash=$(cat "${patches[@]}" /dev/null | sha256sum | cut -c1-16)
+
+git_src() { git -C "$src" -c user.name=kfsc -c user.email=kfsc@localhost "$@"; }
+
+if ! git_src rev-parse -q --verify refs/tags/pristine >/dev/null 2>&1; then
+	log "kernel: unpacking $KFSC_LINUX_PKG $version"
+	rm -rf "$src" && mkdir -p "$src"
+	tar -xJf "$KFSC_CACHE/dl/$KFSC_LINUX_PKG/root/usr/src/$KFSC_LINUX_PKG.tar.xz" \
+		-C "$src" --strip-components=1
+	git_src init -q
+	git_src add -A -f  # Debian's .gitignore ignores the whole top level
+	git_src commit -q -m "$KFSC_LINUX_PKG $version"
+	git_src tag pristine
+fi
+
+if [ "$(cat "$src/.kfsc-patches" 2>/dev/null)" != "$phash" ]; then
+	log "kernel: applying ${#patches[@]} patch(es)"
+	rm -f "$src/.kfsc-patches"
+	git_src am --abort >/dev/null 2>&1 || true
+	git_src reset -q --hard pristine
+	git_src clean -qfd
+	if [ ${#patches[@]} -gt 0 ]; then
+		git_src am -q --whitespace=nowarn "${patches[@]}" ||
+			die "kernel/patches do not apply to $version"
+	fi
+	echo "$phash" >"$src/.kfsc-patches"
+fi
+
+kmake() { make -C "$src" O="$build" -j"$(nproc)" $KFSC_KMAKE_FLAGS "$@"; }
+KFSC_KMAKE_FLAGS=${KFSC_KMAKE_FLAGS:-}
+
+if [ "$(cat "$build/.kfsc-fragment" 2>/dev/null)" != "$key" ]; then
+	log "kernel: configuring $build"
+	mkdir -p "$build"
+	kmake tinyconfig >/dev/null
+	"$src/scripts/kconfig/merge_config.sh" -m -O "$build" "$build/.config" "$frag" >/dev/null
+	kmake olddefconfig >/dev/null
+	missing=$(grep -E '^CONFIG_' "$frag" | while read -r line; do
+		grep -qxF "$line" "$build/.config" || echo "$line"; done)
+	[ -z "$missing" ] || die "config options dropped by olddefconfig:"$'\n'"$missing"
+	echo "$key" >"$build/.kfsc-fragment"
+fi
+
+log "kernel: building in $build"
+kmake bzImage modules >"$build/kfsc-build.log" 2>&1 ||
+	{ tail -n 40 "$build/kfsc-build.log" >&2; die "kernel build failed (log: $build/kfsc-build.log)"; }
+kmake headers >/dev/null 2>&1 || die "make headers failed"
+ln -sfn "$src" "$build/kfsc-src"
+log "kernel: ready"
+echo "$build"

@@ -1,0 +1,32 @@
+# shellcheck shell=bash
+# Common settings for the harness. Sourced, never run.
+#
+# Everything built or downloaded lives in $KFSC_CACHE, outside the repository,
+# at a stable path: a kernel build directory that moves rebuilds from scratch.
+
+set -euo pipefail
+
+KFSC_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+KFSC_CACHE=${KFSC_CACHE:-/var/cache/kvm-force-spec-ctrl}
+export KFSC_ROOT KFSC_CACHE
+
+# Kernel and Bochs sources, pinned: a different version changes the cache key.
+KFSC_LINUX_PKG=linux-source-7.3
+KFSC_BOCHS_VER=3.0+dfsg
+KFSC_BINDGEN_VER=0.71.1
+
+# The toolchain of PLATFORM.md. rustup's ~/.cargo/bin must not be on PATH for
+# kernel builds: its rustc has no rust-src and would be picked as RUSTC.
+kfsc_kernel_env() {
+	PATH=$(printf '%s' "$PATH" | tr ':' '\n' | grep -v '/\.cargo/bin' | paste -sd:)
+	PATH="$KFSC_CACHE/cargo/bin:$PATH"
+	export PATH
+	export LIBCLANG_PATH=/usr/lib/llvm-19/lib
+}
+
+# Debian's rustc-web/cargo-web install as /usr/bin/rustc and /usr/bin/cargo;
+# host tests and bindgen-cli use the same compiler as the kernel.
+KFSC_CARGO=/usr/bin/cargo
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Boot the test kernel in QEMU (TCG, AMD EPYC with SVM) through virtme-ng and
+# run one guest suite from the host's filesystem (shared read-only over 9p).
+#   KDIR=... TESTS=... qemu-run.sh <suite> <log dir>
+source "$(dirname "$0")/lib.sh"
+suite=$1 logdir=$2
+KDIR=${KDIR:?} TESTS=${TESTS:?}
+timeout_s=${KFSC_QEMU_TIMEOUT:-600}
+mkdir -p "$logdir"
+serial=$logdir/$suite.serial
+modules=$(mktemp -d)
+trap 'rm -rf "$modules"' EXIT
+cp "$KDIR"/arch/x86/kvm/kvm{,-intel,-amd}.ko "$KFSC_ROOT/rust/kvm_force_spec_ctrl.ko" "$modules/"
+chmod -R a+rX "$modules"
+
+export PATH="$KFSC_CACHE/venv/bin:$PATH"
+log "qemu: suite $suite, log $serial"
+start=$(date +%s)
+# The guest's console is the command's output; virtme-ng returns its status.
+timeout "$timeout_s" vng --run "$KDIR" --disable-kvm --cpus 2 --memory 1G \
+	--qemu-opts="-cpu EPYC" --append "loglevel=5" --verbose \
+	--exec "echo KFSC-BOOT suite=$suite kernel=\$(uname -r); KFSC_TESTS=$TESTS KFSC_MODULES=$modules sh $KFSC_ROOT/scripts/guest/suites/$suite 2>&1; echo KFSC-DONE" \
+	</dev/null >"$serial" 2>&1
+rc=$?
+log "qemu: exit $rc after $(( $(date +%s) - start ))s"
+[ $rc -eq 124 ] && echo "KFSC-HOST-TIMEOUT qemu after ${timeout_s}s" >>"$serial"
+exit 0

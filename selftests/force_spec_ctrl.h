@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Helpers shared by the KVM_CAP_FORCE_SPEC_CTRL selftests: the capability's
+ * ioctls and the module's per-vCPU debug view.
+ */
+#ifndef SELFTEST_FORCE_SPEC_CTRL_H
+#define SELFTEST_FORCE_SPEC_CTRL_H
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <linux/kvm_force_spec_ctrl.h>
+
+#include "kvm_util.h"
+#include "processor.h"
+
+/* KVM_ENABLE_CAP(KVM_CAP_FORCE_SPEC_CTRL) on a VM or vCPU fd; -errno or 0. */
+static inline int fsc_enable(int fd, __u64 mask, __u64 value, __u64 flags, __u64 reserved)
+{
+	struct kvm_enable_cap cap = {
+		.cap = KVM_CAP_FORCE_SPEC_CTRL,
+		.args = {
+			[KVM_FORCE_SPEC_CTRL_ARG_MASK] = mask,
+			[KVM_FORCE_SPEC_CTRL_ARG_VALUE] = value,
+			[KVM_FORCE_SPEC_CTRL_ARG_FLAGS] = flags,
+			[KVM_FORCE_SPEC_CTRL_ARG_RESERVED] = reserved,
+		},
+	};
+
+	return ioctl(fd, KVM_ENABLE_CAP, &cap) ? -errno : 0;
+}
+
+static inline void fsc_vm_set(struct kvm_vm *vm, __u64 mask, __u64 value)
+{
+	int r = fsc_enable(vm->fd, mask, value, 0, 0);
+
+	TEST_ASSERT(!r, "KVM_ENABLE_CAP(mask=0x%llx, value=0x%llx) on VM: %d",
+		    (unsigned long long)mask, (unsigned long long)value, r);
+}
+
+static inline __u64 fsc_supported(void)
+{
+	int kvm_fd = open_kvm_dev_path_or_exit();
+	__u64 supported;
+
+	TEST_ASSERT(!ioctl(kvm_fd, KVM_GET_SUPPORTED_FORCE_SPEC_CTRL, &supported),
+		    "KVM_GET_SUPPORTED_FORCE_SPEC_CTRL: %s", strerror(errno));
+	close(kvm_fd);
+	return supported;
+}
+
+/* One field ("name: value") of the vCPU's debug view; fails if absent. */
+static inline __u64 fsc_debug_u64(struct kvm_vcpu *vcpu, const char *field)
+{
+	char path[128], line[128];
+	size_t len = strlen(field);
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/kvm/%d-%d/vcpu%u/force_spec_ctrl",
+		 getpid(), vcpu->vm->fd, vcpu->id);
+	f = fopen(path, "r");
+	TEST_ASSERT(f, "open %s: %s", path, strerror(errno));
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, field, len) && line[len] == ':') {
+			fclose(f);
+			return strtoull(line + len + 1, NULL, 0);
+		}
+	}
+	fclose(f);
+	TEST_FAIL("no field '%s' in %s", field, path);
+	return 0;
+}
+
+/* The debug view's backend line, e.g. "vmx-virt". */
+static inline void fsc_debug_backend(struct kvm_vcpu *vcpu, char *buf, size_t size)
+{
+	char path[128], line[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/kvm/%d-%d/vcpu%u/force_spec_ctrl",
+		 getpid(), vcpu->vm->fd, vcpu->id);
+	f = fopen(path, "r");
+	TEST_ASSERT(f, "open %s: %s", path, strerror(errno));
+	buf[0] = 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "backend: %63s", buf) == 1)
+			break;
+	fclose(f);
+	TEST_ASSERT(buf[0], "no backend in %s", path);
+}
+
+#endif /* SELFTEST_FORCE_SPEC_CTRL_H */
