@@ -23,11 +23,14 @@ use kernel::{
     uaccess::{UserPtr, UserSlice},
 };
 
+// Public so that the pure files can keep `pub` items, as the host test crate
+// (rust/host) needs them.
+/// The ABI numbers, generated from `include/uapi/linux/kvm_force_spec_ctrl.h`.
 #[path = "abi_generated.rs"]
-mod abi;
-mod backend;
-mod kvm;
-mod policy;
+pub mod abi;
+pub mod backend;
+pub mod kvm;
+pub mod policy;
 
 use backend::VcpuHw;
 use policy::{Backend, Config, Request, Scope};
