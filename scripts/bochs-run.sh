@@ -17,6 +17,7 @@ vgabios=$KFSC_CACHE/dl/vgabios/root/usr/share/vgabios/vgabios.bin
 mkdir -p "$logdir"
 name=$suite${KFSC_RUN_TAG:+-$KFSC_RUN_TAG}
 serial=$logdir/$name.serial
+rm -f "$serial"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/iso/isolinux"

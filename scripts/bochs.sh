@@ -30,6 +30,6 @@ if [ ! -x "$prefix/bin/bochs" ]; then
 		die "bochs build failed, see $work/*.log"
 	rm -rf "$work"
 fi
-"$prefix/bin/bochs" -help cpu 2>&1 | grep -q sapphire_rapids ||
-	die "bochs at $prefix has no sapphire_rapids model"
+models=$("$prefix/bin/bochs" -help cpu 2>&1 || true)
+grep -qw sapphire_rapids <<<"$models" || die "bochs at $prefix has no sapphire_rapids model"
 echo "$prefix"

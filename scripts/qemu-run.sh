@@ -8,9 +8,10 @@ KDIR=${KDIR:?} TESTS=${TESTS:?}
 timeout_s=${KFSC_QEMU_TIMEOUT:-600}
 mkdir -p "$logdir"
 serial=$logdir/$suite.serial
+rm -f "$serial"
 modules=$(mktemp -d)
 trap 'rm -rf "$modules"' EXIT
-cp "$KDIR"/arch/x86/kvm/kvm{,-intel,-amd}.ko "$KFSC_ROOT/rust/kvm_force_spec_ctrl.ko" "$modules/"
+cp "$KDIR"/virt/lib/irqbypass.ko "$KDIR"/arch/x86/kvm/kvm{,-intel,-amd}.ko "$KFSC_ROOT/rust/kvm_force_spec_ctrl.ko" "$modules/"
 chmod -R a+rX "$modules"
 
 export PATH="$KFSC_CACHE/venv/bin:$PATH"

@@ -2,8 +2,8 @@
 # virtme-ng). $T holds the selftests, $M the modules.
 T=${KFSC_TESTS:-/tests}
 M=${KFSC_MODULES:-/lib/modules}
- Each test prints one
-# KFSC-RESULT line that the harness counts; a test that cannot run fails.
+# Each test prints one KFSC-RESULT line that the harness counts; a test
+# that cannot run fails.
 
 # t NAME TIMEOUT CMD...: run a test with a timeout.
 t() {
@@ -31,7 +31,12 @@ must() {
 	fi
 }
 
-fsc_loaded() { grep -q '^kvm_force_spec_ctrl ' /proc/modules; }
+# load_kvm VENDOR: kvm.ko and its vendor module (kvm_intel, kvm_amd).
+load_kvm() {
+	must insmod "$M"/irqbypass.ko
+	must insmod "$M"/kvm.ko
+	must insmod "$M"/kvm-"$1".ko
+}
 
 # A module life-cycle step as a test.
 insmod_fsc() { t "insmod kvm_force_spec_ctrl" 60 insmod "$M"/kvm_force_spec_ctrl.ko; }
