@@ -9,10 +9,14 @@ timeout_s=${KFSC_QEMU_TIMEOUT:-600}
 mkdir -p "$logdir"
 serial=$logdir/$suite.serial
 rm -f "$serial"
-modules=$(mktemp -d)
-trap 'rm -rf "$modules"' EXIT
-cp "$KDIR"/virt/lib/irqbypass.ko "$KDIR"/arch/x86/kvm/kvm{,-intel,-amd}.ko "$KFSC_ROOT/rust/kvm_force_spec_ctrl.ko" "$modules/"
-chmod -R a+rX "$modules"
+# The guest sees the host's root over 9p, but virtme-ng puts tmpfs over
+# /var/cache (and more): stage modules and tests next to the logs.
+stage=$logdir/$suite.stage
+rm -rf "$stage" && mkdir -p "$stage/modules" "$stage/tests"
+cp "$KDIR"/virt/lib/irqbypass.ko "$KDIR"/arch/x86/kvm/kvm{,-intel,-amd}.ko \
+	"$KFSC_ROOT/rust/kvm_force_spec_ctrl.ko" "$stage/modules/"
+cp "$TESTS"/force_spec_ctrl_* "$stage/tests/"
+rm -f "$stage"/tests/*.[od]
 
 export PATH="$KFSC_CACHE/venv/bin:$PATH"
 log "qemu: suite $suite, log $serial"
@@ -20,7 +24,7 @@ start=$(date +%s)
 # The guest's console is the command's output; virtme-ng returns its status.
 timeout "$timeout_s" vng --run "$KDIR" --disable-kvm --cpus 2 --memory 1G \
 	--qemu-opts="-cpu EPYC" --append "loglevel=5" --verbose \
-	--exec "echo KFSC-BOOT suite=$suite kernel=\$(uname -r); KFSC_TESTS=$TESTS KFSC_MODULES=$modules sh $KFSC_ROOT/scripts/guest/suites/$suite 2>&1; echo KFSC-DONE" \
+	--exec "echo KFSC-BOOT suite=$suite kernel=\$(uname -r); KFSC_TESTS=$stage/tests KFSC_MODULES=$stage/modules sh $KFSC_ROOT/scripts/guest/suites/$suite 2>&1; echo KFSC-DONE" \
 	</dev/null >"$serial" 2>&1
 rc=$?
 log "qemu: exit $rc after $(( $(date +%s) - start ))s"
