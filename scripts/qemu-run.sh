@@ -21,12 +21,12 @@ rm -f "$stage"/tests/*.[od]
 export PATH="$KFSC_CACHE/venv/bin:$PATH"
 log "qemu: suite $suite, log $serial"
 start=$(date +%s)
+rc=0
 # The guest's console is the command's output; virtme-ng returns its status.
 timeout "$timeout_s" vng --run "$KDIR" --disable-kvm --cpus 2 --memory 1G \
 	--qemu-opts="-cpu EPYC" --append "loglevel=5" --verbose \
 	--exec "echo KFSC-BOOT suite=$suite kernel=\$(uname -r); KFSC_TESTS=$stage/tests KFSC_MODULES=$stage/modules sh $KFSC_ROOT/scripts/guest/suites/$suite 2>&1; echo KFSC-DONE" \
-	</dev/null >"$serial" 2>&1
-rc=$?
+	</dev/null >"$serial" 2>&1 || rc=$?
 log "qemu: exit $rc after $(( $(date +%s) - start ))s"
 [ $rc -eq 124 ] && echo "KFSC-HOST-TIMEOUT qemu after ${timeout_s}s" >>"$serial"
 exit 0

@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * vmx-virt costs no VM exit per guest access (contract item 9): 10^4 guest
+ * WRMSR (and RDMSR) of IA32_SPEC_CTRL with forcing on. The exits during the
+ * loop come from KVM's binary stats; only the test's own ucalls (I/O exits)
+ * and host interrupts (irq_exits: the emulated host's timer) may appear.
+ */
+#include "force_spec_ctrl.h"
+
+#define N 10000
+
+static void guest_code(void)
+{
+	int i;
+
+	GUEST_SYNC(0);
+	for (i = 0; i < N; i++) {
+		wrmsr(MSR_IA32_SPEC_CTRL, (i & 1) ? SPEC_CTRL_IBRS : SPEC_CTRL_STIBP);
+		GUEST_ASSERT_EQ(rdmsr(MSR_IA32_SPEC_CTRL),
+				(i & 1) ? SPEC_CTRL_IBRS : SPEC_CTRL_STIBP);
+	}
+	GUEST_SYNC(0);
+	GUEST_DONE();
+}
+
+static void sync(struct kvm_vcpu *vcpu)
+{
+	struct ucall uc;
+
+	vcpu_run(vcpu);
+	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
+	if (get_ucall(vcpu, &uc) == UCALL_ABORT)
+		REPORT_GUEST_ASSERT(uc);
+	TEST_ASSERT(uc.cmd == UCALL_SYNC, "unexpected ucall %lu", uc.cmd);
+}
+
+int main(void)
+{
+	__u64 exits, io, irq, other;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	char backend[64];
+
+	TEST_REQUIRE(kvm_check_cap(KVM_CAP_FORCE_SPEC_CTRL));
+
+	ksft_print_header();
+	ksft_set_plan(2);
+
+	vm = vm_create_with_one_vcpu(&vcpu, guest_code);
+	fsc_vm_set(vm, SPEC_CTRL_SSBD, SPEC_CTRL_SSBD & fsc_supported());
+	sync(vcpu);
+
+	exits = vcpu_get_stat(vcpu, exits);
+	io = vcpu_get_stat(vcpu, io_exits);
+	irq = vcpu_get_stat(vcpu, irq_exits);
+	sync(vcpu);
+	exits = vcpu_get_stat(vcpu, exits) - exits;
+	io = vcpu_get_stat(vcpu, io_exits) - io;
+	irq = vcpu_get_stat(vcpu, irq_exits) - irq;
+	other = exits - io - irq;
+
+	fsc_debug_backend(vcpu, backend, sizeof(backend));
+	printf("KFSC-FIGURE exits for %d guest WRMSR+RDMSR of IA32_SPEC_CTRL (%s): "
+	       "%llu total, %llu ucall I/O, %llu host interrupts, %llu other\n",
+	       N, backend, exits, io, irq, other);
+	ksft_test_result(!strcmp(backend, "vmx-virt"), "backend %s\n", backend);
+	ksft_test_result(other == 0 && io == 1,
+			 "no exit but the ucall (and host interrupts): %llu other, %llu I/O\n",
+			 other, io);
+	kvm_vm_free(vm);
+	ksft_finished();
+}

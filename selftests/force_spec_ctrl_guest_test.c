@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The guest's view under forcing (contract items 6 and 8), backend vmx-virt:
+ * for a table of configurations, the guest writes values that set and clear
+ * forced bits; it reads back exactly what it wrote, KVM_GET_MSRS agrees, and
+ * the hardware MSR at the next VM entry is (written & ~mask) | (value & mask).
+ * Writes of bits the host does not have still raise #GP. Also the VM-wide
+ * configuration changing between guest writes, and turning forcing off.
+ */
+#include "force_spec_ctrl.h"
+
+/* Values the guest writes: none, single bits, combinations, all known. */
+static const __u64 writes[] = {
+	0, SPEC_CTRL_IBRS, SPEC_CTRL_STIBP, SPEC_CTRL_SSBD,
+	SPEC_CTRL_IBRS | SPEC_CTRL_SSBD, SPEC_CTRL_STIBP | SPEC_CTRL_SSBD,
+	0x5ff, 0x1f8, 0,
+};
+
+static void guest_code(void)
+{
+	unsigned int i;
+	u8 vector;
+
+	for (;;) {
+		for (i = 0; i < ARRAY_SIZE(writes); i++) {
+			wrmsr(MSR_IA32_SPEC_CTRL, writes[i]);
+			GUEST_SYNC(rdmsr(MSR_IA32_SPEC_CTRL));
+			GUEST_SYNC(0);	/* next entry: the debug view records it */
+		}
+		/* Bit 9 is reserved: #GP, and the view is unchanged. */
+		vector = wrmsr_safe(MSR_IA32_SPEC_CTRL, 1ull << 9);
+		GUEST_SYNC(vector);
+		GUEST_SYNC(rdmsr(MSR_IA32_SPEC_CTRL));
+	}
+}
+
+static __u64 sync(struct kvm_vcpu *vcpu)
+{
+	struct ucall uc;
+
+	vcpu_run(vcpu);
+	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
+	switch (get_ucall(vcpu, &uc)) {
+	case UCALL_SYNC:
+		return uc.args[1];
+	case UCALL_ABORT:
+		REPORT_GUEST_ASSERT(uc);
+	default:
+		TEST_FAIL("unexpected ucall %lu", uc.cmd);
+	}
+	return 0;
+}
+
+static int round(struct kvm_vcpu *vcpu, __u64 mask, __u64 value)
+{
+	unsigned int i;
+	int bad = 0;
+	__u64 v, eff, want;
+
+	for (i = 0; i < ARRAY_SIZE(writes); i++) {
+		v = sync(vcpu);
+		if (v != writes[i]) {
+			ksft_print_msg("mask 0x%llx: guest wrote 0x%llx, read 0x%llx\n",
+				       mask, writes[i], v);
+			bad++;
+		}
+		if (vcpu_get_msr(vcpu, MSR_IA32_SPEC_CTRL) != writes[i]) {
+			ksft_print_msg("mask 0x%llx: KVM_GET_MSRS after write 0x%llx: 0x%lx\n",
+				       mask, writes[i], (unsigned long)vcpu_get_msr(vcpu, MSR_IA32_SPEC_CTRL));
+			bad++;
+		}
+		sync(vcpu);
+		eff = fsc_debug_u64(vcpu, "effective");
+		want = (writes[i] & ~mask) | (value & mask);
+		if (eff != want || fsc_debug_u64(vcpu, "guest") != writes[i]) {
+			ksft_print_msg("mask 0x%llx value 0x%llx: write 0x%llx: effective 0x%llx, want 0x%llx\n",
+				       mask, value, writes[i], eff, want);
+			bad++;
+		}
+	}
+	v = sync(vcpu);
+	if (v != GP_VECTOR) {
+		ksft_print_msg("mask 0x%llx: reserved bit: vector %llu, want #GP\n", mask, v);
+		bad++;
+	}
+	v = sync(vcpu);
+	if (v != writes[ARRAY_SIZE(writes) - 1]) {
+		ksft_print_msg("mask 0x%llx: view after #GP: 0x%llx\n", mask, v);
+		bad++;
+	}
+	return bad;
+}
+
+int main(void)
+{
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	__u64 sup;
+	unsigned int i;
+
+	TEST_REQUIRE(kvm_check_cap(KVM_CAP_FORCE_SPEC_CTRL));
+	sup = fsc_supported();
+
+	const struct {
+		const char *name;
+		__u64 mask, value;
+	} configs[] = {
+		{ "SSBD forced on", SPEC_CTRL_SSBD, SPEC_CTRL_SSBD },
+		{ "IBRS forced off", SPEC_CTRL_IBRS, 0 },
+		{ "IBRS off, SSBD and STIBP on", SPEC_CTRL_IBRS | SPEC_CTRL_SSBD | SPEC_CTRL_STIBP,
+		  SPEC_CTRL_SSBD | SPEC_CTRL_STIBP },
+		{ "every supported bit on", sup, sup },
+		{ "every known bit off", 0x5ff, 0 },
+		{ "forcing off (mask 0): stock KVM", 0, 0 },
+		{ "forcing on again", SPEC_CTRL_STIBP, SPEC_CTRL_STIBP },
+	};
+
+	ksft_print_header();
+	ksft_set_plan(ARRAY_SIZE(configs) + 1);
+
+	vm = vm_create_with_one_vcpu(&vcpu, guest_code);
+	for (i = 0; i < ARRAY_SIZE(configs); i++) {
+		fsc_vm_set(vm, configs[i].mask, configs[i].value);
+		ksft_test_result(!round(vcpu, configs[i].mask, configs[i].value),
+				 "%s (mask 0x%llx value 0x%llx)\n", configs[i].name,
+				 configs[i].mask, configs[i].value);
+	}
+	{
+		char backend[64];
+
+		fsc_debug_backend(vcpu, backend, sizeof(backend));
+		ksft_test_result(!strcmp(backend, "vmx-virt"), "backend %s\n", backend);
+	}
+	kvm_vm_free(vm);
+	ksft_finished();
+}
