@@ -50,6 +50,27 @@ static inline __u64 fsc_supported(void)
 	return supported;
 }
 
+/*
+ * Run the vCPU to its next GUEST_SYNC and return the synced value; a guest
+ * assertion or any other exit fails the test.
+ */
+static inline __u64 fsc_sync(struct kvm_vcpu *vcpu)
+{
+	struct ucall uc;
+
+	vcpu_run(vcpu);
+	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
+	switch (get_ucall(vcpu, &uc)) {
+	case UCALL_SYNC:
+		return uc.args[1];
+	case UCALL_ABORT:
+		REPORT_GUEST_ASSERT(uc);
+	default:
+		TEST_FAIL("unexpected ucall %lu", uc.cmd);
+	}
+	return 0;
+}
+
 /* One field ("name: value") of the vCPU's debug view; fails if absent. */
 static inline __u64 fsc_debug_u64(struct kvm_vcpu *vcpu, const char *field)
 {

@@ -29,22 +29,6 @@ static void guest_code(void)
 	GUEST_DONE();
 }
 
-static __u64 run_sync(struct kvm_vcpu *vcpu)
-{
-	struct ucall uc;
-
-	vcpu_run(vcpu);
-	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
-	switch (get_ucall(vcpu, &uc)) {
-	case UCALL_SYNC:
-		return uc.args[1];
-	case UCALL_ABORT:
-		REPORT_GUEST_ASSERT(uc);
-	default:
-		TEST_FAIL("unexpected ucall %lu", uc.cmd);
-	}
-	return 0;
-}
 
 int main(void)
 {
@@ -69,7 +53,7 @@ int main(void)
 	vm = vm_create_with_one_vcpu(&vcpu, guest_code);
 	fsc_vm_set(vm, FORCED, FORCED);
 
-	v = run_sync(vcpu);
+	v = fsc_sync(vcpu);
 	/* Reaching here proves erratum 2 and 3: the VM entries succeeded. */
 	ksft_test_result_pass("VM entries with %d-level guest paging and APICv\n",
 			      vm->mmu.pgtable_levels);
@@ -79,13 +63,13 @@ int main(void)
 			 "guest RDMSR after WRMSR 0x%lx: 0x%llx (erratum 1)\n",
 			 (unsigned long)GUEST_VALUE, (unsigned long long)v);
 
-	run_sync(vcpu);
+	fsc_sync(vcpu);
 	v = fsc_debug_u64(vcpu, "effective");
 	ksft_test_result(v == (GUEST_VALUE | FORCED),
 			 "hardware MSR after the write: 0x%llx (want 0x%lx)\n",
 			 (unsigned long long)v, (unsigned long)(GUEST_VALUE | FORCED));
 
-	v = run_sync(vcpu);
+	v = fsc_sync(vcpu);
 	ksft_test_result(v == 0 && vcpu_get_msr(vcpu, MSR_IA32_SPEC_CTRL) == 0,
 			 "guest writes 0, reads 0x%llx, KVM_GET_MSRS agrees\n",
 			 (unsigned long long)v);

@@ -23,16 +23,6 @@ static void guest_code(void)
 	GUEST_DONE();
 }
 
-static void sync(struct kvm_vcpu *vcpu)
-{
-	struct ucall uc;
-
-	vcpu_run(vcpu);
-	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
-	if (get_ucall(vcpu, &uc) == UCALL_ABORT)
-		REPORT_GUEST_ASSERT(uc);
-	TEST_ASSERT(uc.cmd == UCALL_SYNC, "unexpected ucall %lu", uc.cmd);
-}
 
 int main(void)
 {
@@ -48,12 +38,12 @@ int main(void)
 
 	vm = vm_create_with_one_vcpu(&vcpu, guest_code);
 	fsc_vm_set(vm, SPEC_CTRL_SSBD, SPEC_CTRL_SSBD & fsc_supported());
-	sync(vcpu);
+	fsc_sync(vcpu);
 
 	exits = vcpu_get_stat(vcpu, exits);
 	io = vcpu_get_stat(vcpu, io_exits);
 	irq = vcpu_get_stat(vcpu, irq_exits);
-	sync(vcpu);
+	fsc_sync(vcpu);
 	exits = vcpu_get_stat(vcpu, exits) - exits;
 	io = vcpu_get_stat(vcpu, io_exits) - io;
 	irq = vcpu_get_stat(vcpu, irq_exits) - irq;

@@ -34,31 +34,15 @@ static void guest_code(void)
 	}
 }
 
-static __u64 sync(struct kvm_vcpu *vcpu)
-{
-	struct ucall uc;
 
-	vcpu_run(vcpu);
-	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
-	switch (get_ucall(vcpu, &uc)) {
-	case UCALL_SYNC:
-		return uc.args[1];
-	case UCALL_ABORT:
-		REPORT_GUEST_ASSERT(uc);
-	default:
-		TEST_FAIL("unexpected ucall %lu", uc.cmd);
-	}
-	return 0;
-}
-
-static int round(struct kvm_vcpu *vcpu, __u64 mask, __u64 value)
+static int run_round(struct kvm_vcpu *vcpu, __u64 mask, __u64 value)
 {
 	unsigned int i;
 	int bad = 0;
 	__u64 v, eff, want;
 
 	for (i = 0; i < ARRAY_SIZE(writes); i++) {
-		v = sync(vcpu);
+		v = fsc_sync(vcpu);
 		if (v != writes[i]) {
 			ksft_print_msg("mask 0x%llx: guest wrote 0x%llx, read 0x%llx\n",
 				       mask, writes[i], v);
@@ -69,7 +53,7 @@ static int round(struct kvm_vcpu *vcpu, __u64 mask, __u64 value)
 				       mask, writes[i], (unsigned long)vcpu_get_msr(vcpu, MSR_IA32_SPEC_CTRL));
 			bad++;
 		}
-		sync(vcpu);
+		fsc_sync(vcpu);
 		eff = fsc_debug_u64(vcpu, "effective");
 		want = (writes[i] & ~mask) | (value & mask);
 		if (eff != want || fsc_debug_u64(vcpu, "guest") != writes[i]) {
@@ -78,12 +62,12 @@ static int round(struct kvm_vcpu *vcpu, __u64 mask, __u64 value)
 			bad++;
 		}
 	}
-	v = sync(vcpu);
+	v = fsc_sync(vcpu);
 	if (v != GP_VECTOR) {
 		ksft_print_msg("mask 0x%llx: reserved bit: vector %llu, want #GP\n", mask, v);
 		bad++;
 	}
-	v = sync(vcpu);
+	v = fsc_sync(vcpu);
 	if (v != writes[ARRAY_SIZE(writes) - 1]) {
 		ksft_print_msg("mask 0x%llx: view after #GP: 0x%llx\n", mask, v);
 		bad++;
@@ -121,7 +105,7 @@ int main(void)
 	vm = vm_create_with_one_vcpu(&vcpu, guest_code);
 	for (i = 0; i < ARRAY_SIZE(configs); i++) {
 		fsc_vm_set(vm, configs[i].mask, configs[i].value);
-		ksft_test_result(!round(vcpu, configs[i].mask, configs[i].value),
+		ksft_test_result(!run_round(vcpu, configs[i].mask, configs[i].value),
 				 "%s (mask 0x%llx value 0x%llx)\n", configs[i].name,
 				 configs[i].mask, configs[i].value);
 	}

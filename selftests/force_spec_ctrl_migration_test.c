@@ -26,17 +26,6 @@ static void destination_guest(void)
 	GUEST_DONE();
 }
 
-static __u64 sync(struct kvm_vcpu *vcpu)
-{
-	struct ucall uc;
-
-	vcpu_run(vcpu);
-	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
-	if (get_ucall(vcpu, &uc) == UCALL_ABORT)
-		REPORT_GUEST_ASSERT(uc);
-	TEST_ASSERT(uc.cmd == UCALL_SYNC, "unexpected ucall %lu", uc.cmd);
-	return uc.args[1];
-}
 
 static void destination(__u64 saved, bool config_first)
 {
@@ -53,8 +42,8 @@ static void destination(__u64 saved, bool config_first)
 	if (!config_first)
 		fsc_vm_set(vm, MASK, VALUE);
 
-	seen = sync(vcpu);
-	sync(vcpu);
+	seen = fsc_sync(vcpu);
+	fsc_sync(vcpu);
 	eff = fsc_debug_u64(vcpu, "effective");
 	ksft_test_result(seen == WRITTEN && vcpu_get_msr(vcpu, MSR_IA32_SPEC_CTRL) == WRITTEN &&
 			 eff == ((WRITTEN & ~MASK) | VALUE),
@@ -76,7 +65,7 @@ int main(void)
 
 	vm = vm_create_with_one_vcpu(&vcpu, source_guest);
 	fsc_vm_set(vm, MASK, VALUE);
-	sync(vcpu);
+	fsc_sync(vcpu);
 	saved = vcpu_get_msr(vcpu, MSR_IA32_SPEC_CTRL);
 	ksft_test_result(saved == WRITTEN, "source: KVM_GET_MSRS = 0x%llx (guest wrote 0x%llx)\n",
 			 saved, (__u64)WRITTEN);
