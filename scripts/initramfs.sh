@@ -18,6 +18,7 @@ cp "$KFSC_ROOT/rust/kvm_force_spec_ctrl.ko" "$root/lib/modules/"
 cp "$TESTS"/force_spec_ctrl_* "$root/tests/"
 rm -f "$root"/tests/*.o "$root"/tests/*.d
 cp "$KFSC_ROOT/scripts/guest/init" "$root/init"
-cp "$KFSC_ROOT/scripts/guest/lib.sh" "$root/lib.sh"
+cp "$KFSC_ROOT/scripts/guest/lib.sh" "$KFSC_ROOT/scripts/guest/lifecycle.sh" \
+	"$KFSC_ROOT/scripts/guest/kmemleak.sh" "$root/"
 cp "$KFSC_ROOT"/scripts/guest/suites/* "$root/suites/"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out"
