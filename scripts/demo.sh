@@ -16,7 +16,8 @@ export TESTS BOCHS INITRD
 "$KFSC_ROOT/scripts/bochs-run.sh" demo sapphire_rapids "$logs"
 echo
 echo "=== Bochs sapphire_rapids: kvm_force_spec_ctrl demo ==="
-tr -d '\r' <"$logs/demo.serial" | sed -n '/KFSC-DEMO-BEGIN/,/KFSC-DEMO-END/p' | sed '1d;$d'
+tr -d '\r' <"$logs/demo.serial" | sed -n '/KFSC-DEMO-BEGIN/,/KFSC-DEMO-END/p' | sed '1d;$d' |
+	grep -vE '^\[ *[0-9]+\.[0-9]+\]|^Random seed'
 echo "==="
 "$KFSC_ROOT/scripts/parse-results.sh" "$logs/demo.serial" demo >/dev/null ||
 	die "demo failed; serial log: $logs/demo.serial"

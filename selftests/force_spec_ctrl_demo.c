@@ -78,7 +78,7 @@ int main(void)
 	fsc_debug_backend(vcpu, backend, sizeof(backend));
 	print_bits("guest reads back:", seen);
 	print_bits("KVM_GET_MSRS:", vcpu_get_msr(vcpu, MSR_IA32_SPEC_CTRL));
-	print_bits("hardware MSR (effective):", fsc_debug_u64(vcpu, "effective"));
+	print_bits("hardware MSR:", fsc_debug_u64(vcpu, "effective"));
 	printf("  backend                %s\n", backend);
 	kvm_vm_free(vm);
 	return 0;
