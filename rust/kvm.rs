@@ -241,8 +241,7 @@ pub trait Provider: 'static {
     fn vcpu_load(_vcpu: &LoadedVcpu<'_>, _data: Borrowed<'_, Self::VcpuData>) {}
 
     /// The vCPU was reset (`init_event`: by INIT, else by RESET).
-    fn vcpu_reset(_vcpu: &LoadedVcpu<'_>, _data: Borrowed<'_, Self::VcpuData>, _init_event: bool) {
-    }
+    fn vcpu_reset(_vcpu: &LoadedVcpu<'_>, _data: Borrowed<'_, Self::VcpuData>, _init_event: bool) {}
 
     /// The vCPU is about to enter the guest, IRQs off. Must not sleep.
     fn vcpu_enter(_vcpu: &LoadedVcpu<'_>, _data: Borrowed<'_, Self::VcpuData>) {}
@@ -336,7 +335,7 @@ impl<T: Provider> VTable<T> {
     ///
     /// Called by KVM for `T::DEV_IOCTL` on /dev/kvm with the module pinned.
     unsafe extern "C" fn dev_ioctl(_ioctl: c_uint, arg: c_ulong) -> c_long {
-        match T::dev_ioctl(arg as usize) {
+        match T::dev_ioctl(arg) {
             Ok(r) => r as c_long,
             Err(e) => e.to_errno() as c_long,
         }
@@ -455,7 +454,11 @@ impl<T: Provider> VTable<T> {
     /// # Safety
     ///
     /// KVM calls it right after loading the vCPU, preemption disabled.
-    unsafe extern "C" fn vcpu_load(vcpu: *mut bindings::kvm_vcpu, vcpu_priv: *mut c_void, _cpu: c_int) {
+    unsafe extern "C" fn vcpu_load(
+        vcpu: *mut bindings::kvm_vcpu,
+        vcpu_priv: *mut c_void,
+        _cpu: c_int,
+    ) {
         // SAFETY: Loaded on this CPU, per the hook's contract.
         let (v, data) = unsafe { Self::loaded(vcpu, vcpu_priv) };
         T::vcpu_load(&v, data)
@@ -464,7 +467,11 @@ impl<T: Provider> VTable<T> {
     /// # Safety
     ///
     /// KVM resets a vCPU only while it is loaded.
-    unsafe extern "C" fn vcpu_reset(vcpu: *mut bindings::kvm_vcpu, vcpu_priv: *mut c_void, init_event: bool) {
+    unsafe extern "C" fn vcpu_reset(
+        vcpu: *mut bindings::kvm_vcpu,
+        vcpu_priv: *mut c_void,
+        init_event: bool,
+    ) {
         // SAFETY: Loaded on this CPU, per the hook's contract.
         let (v, data) = unsafe { Self::loaded(vcpu, vcpu_priv) };
         T::vcpu_reset(&v, data, init_event)

@@ -53,7 +53,11 @@ impl kernel::Module for Module {
         let registration = kvm::Registration::new()?;
         pr_info!(
             "registered: host IA32_SPEC_CTRL {}, supported {:#x}, backend {}\n",
-            if kvm::host_has_msr() { "present" } else { "absent" },
+            if kvm::host_has_msr() {
+                "present"
+            } else {
+                "absent"
+            },
             host_supported(),
             host_backend().name()
         );
@@ -237,7 +241,9 @@ impl kvm::Provider for ForceSpecCtrl {
             let mut current = state.config.lock();
             *current = config;
             let generation = state.generation.load(Relaxed);
-            state.generation.store(generation.wrapping_add(1) % NEVER, Release);
+            state
+                .generation
+                .store(generation.wrapping_add(1) % NEVER, Release);
         }
         // Contract item 4: on return, no vCPU runs under the old configuration.
         vm.kick_all_vcpus();
@@ -331,7 +337,11 @@ impl kvm::Provider for ForceSpecCtrl {
         }
         seq_print!(m, "mask: {:#x}\n", state.applied_mask.load(Relaxed));
         seq_print!(m, "value: {:#x}\n", state.applied_value.load(Relaxed));
-        seq_print!(m, "applied_generation: {}\n", state.applied_generation.load(Relaxed));
+        seq_print!(
+            m,
+            "applied_generation: {}\n",
+            state.applied_generation.load(Relaxed)
+        );
         seq_print!(m, "guest: {:#x}\n", state.last_guest.load(Relaxed));
         seq_print!(m, "effective: {:#x}\n", state.last_effective.load(Relaxed));
         seq_print!(m, "entries: {}\n", state.entries.load(Relaxed));

@@ -10,7 +10,7 @@ for p in "$KFSC_ROOT"/kernel/patches/*.patch; do
 	out=$(perl "$src/scripts/checkpatch.pl" --strict --no-tree -q "$p" 2>&1) || {
 		echo "checkpatch: $(basename "$p"):"; echo "$out"; rc=1; }
 done
-rustfmt --edition 2021 --check "$KFSC_ROOT"/rust/*.rs "$KFSC_ROOT"/rust/host/src/*.rs \
+rustfmt --config-path "$src/.rustfmt.toml" --check "$KFSC_ROOT"/rust/*.rs "$KFSC_ROOT"/rust/host/src/*.rs \
 	"$KFSC_ROOT"/rust/host/tests/*.rs || rc=1
 KDIR=$KDIR CLIPPY=1 "$KFSC_ROOT/scripts/module.sh" || rc=1
 exit $rc

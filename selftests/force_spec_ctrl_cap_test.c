@@ -14,10 +14,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include <linux/kvm_force_spec_ctrl.h>
-
-#include "kvm_util.h"
-#include "processor.h"
+#include "force_spec_ctrl.h"
 
 static void check_unloaded(int kvm_fd)
 {
@@ -61,6 +58,13 @@ static void check_loaded(int kvm_fd, int want_cap, __u64 want_supported)
 	cap = vm_check_cap(vm, KVM_CAP_FORCE_SPEC_CTRL);
 	ksft_test_result(cap == want_cap, "loaded: VM KVM_CHECK_EXTENSION = %d (want %d)\n",
 			 cap, want_cap);
+	/* Without IA32_SPEC_CTRL, nothing can be forced, but "off" is valid. */
+	if (!want_cap) {
+		r = fsc_enable(vm->fd, 0, 0, 0, 0);
+		ksft_test_result(!r, "loaded, no MSR: forcing off is accepted (%d)\n", r);
+		r = fsc_enable(vm->fd, SPEC_CTRL_SSBD, 0, 0, 0);
+		ksft_test_result(r == -EOPNOTSUPP, "loaded, no MSR: forcing a bit fails with EOPNOTSUPP (%d)\n", r);
+	}
 	kvm_vm_free(vm);
 }
 
@@ -88,7 +92,7 @@ int main(int argc, char *argv[])
 
 	kvm_fd = open_kvm_dev_path_or_exit();
 	ksft_print_header();
-	ksft_set_plan(unloaded ? 4 : 3);
+	ksft_set_plan(unloaded ? 4 : want_cap ? 3 : 5);
 	if (unloaded)
 		check_unloaded(kvm_fd);
 	else

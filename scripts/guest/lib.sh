@@ -38,6 +38,16 @@ load_kvm() {
 	must insmod "$M"/kvm-"$1".ko
 }
 
+# gate NAME TIMEOUT CMD...: a test every later result depends on (the
+# emulator errata checks): on failure, the suite stops here.
+gate() {
+	t "$@" && return 0
+	echo "KFSC-RESULT FAIL gate: later tests of this suite are void"
+	echo "KFSC-DONE"
+	sleep 1
+	poweroff -f
+}
+
 # A module life-cycle step as a test.
 insmod_fsc() { t "insmod kvm_force_spec_ctrl" 60 insmod "$M"/kvm_force_spec_ctrl.ko; }
 rmmod_fsc() { t "rmmod kvm_force_spec_ctrl" 60 rmmod kvm_force_spec_ctrl; }

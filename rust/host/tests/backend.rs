@@ -42,7 +42,10 @@ impl VcpuHw for Sim {
         self.hw.set(value)
     }
     fn set_intercept(&self, intercept: bool) {
-        assert!(self.owned.get(), "interception changed while KVM owns the MSR");
+        assert!(
+            self.owned.get(),
+            "interception changed while KVM owns the MSR"
+        );
         self.intercept.set(intercept)
     }
     fn set_virt(&self, enable: bool) {
@@ -103,7 +106,11 @@ impl Sim {
                     msr = x;
                 }
             }
-            read = if self.virt.get() { self.shadow.get() } else { msr };
+            read = if self.virt.get() {
+                self.shadow.get()
+            } else {
+                msr
+            };
             self.hw.set(msr);
         }
         read

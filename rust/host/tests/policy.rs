@@ -22,9 +22,16 @@ fn known_bits_match_domain() {
 #[test]
 fn supported_is_what_the_host_accepts() {
     assert_eq!(policy::supported(|_| false), 0, "no MSR: nothing supported");
-    assert_eq!(policy::supported(|_| true), bits::KNOWN, "unknown bits never reported");
+    assert_eq!(
+        policy::supported(|_| true),
+        bits::KNOWN,
+        "unknown bits never reported"
+    );
     let host = bits::IBRS | bits::STIBP | bits::SSBD | (1 << 9) | (1 << 40);
-    assert_eq!(policy::supported(|v| v & !host == 0), bits::IBRS | bits::STIBP | bits::SSBD);
+    assert_eq!(
+        policy::supported(|v| v & !host == 0),
+        bits::IBRS | bits::STIBP | bits::SSBD
+    );
 }
 
 fn args(mask: u64, value: u64, flags: u64, reserved: u64) -> [u64; 4] {
@@ -42,18 +49,78 @@ fn enable_cap_table() {
     let set = |m, v| Ok(Request::Set(Config::new(m, v).unwrap()));
     let cases: &[(&str, [u64; 4], Scope, Result<Request, Invalid>)] = &[
         ("off", args(0, 0, 0, 0), Scope::Vm, set(0, 0)),
-        ("force on", args(bits::SSBD, bits::SSBD, 0, 0), Scope::Vm, set(bits::SSBD, bits::SSBD)),
-        ("force off a supported bit", args(bits::IBRS, 0, 0, 0), Scope::Vm, set(bits::IBRS, 0)),
-        ("force off an unsupported bit", args(bits::STIBP, 0, 0, 0), Scope::Vm, set(bits::STIBP, 0)),
-        ("force off an unknown bit", args(1 << 63, 0, 0, 0), Scope::Vm, set(1 << 63, 0)),
-        ("value outside mask", args(bits::IBRS, bits::SSBD, 0, 0), Scope::Vm, Err(Invalid::ValueOutsideMask)),
-        ("unsupported on", args(bits::STIBP, bits::STIBP, 0, 0), Scope::Vm, Err(Invalid::Unsupported)),
-        ("unknown flag", args(0, 0, 1 << 1, 0), Scope::Vm, Err(Invalid::Flags)),
-        ("reserved", args(0, 0, 0, 1), Scope::Vm, Err(Invalid::Reserved)),
-        ("clear on a VM", args(0, 0, KVM_FORCE_SPEC_CTRL_CLEAR, 0), Scope::Vm, Err(Invalid::Flags)),
-        ("clear on a vCPU", args(0, 0, KVM_FORCE_SPEC_CTRL_CLEAR, 0), Scope::Vcpu, Ok(Request::Clear)),
-        ("clear with a mask", args(bits::IBRS, 0, KVM_FORCE_SPEC_CTRL_CLEAR, 0), Scope::Vcpu, Err(Invalid::ClearWithConfig)),
-        ("vCPU config", args(bits::IBRS, bits::IBRS, 0, 0), Scope::Vcpu, set(bits::IBRS, bits::IBRS)),
+        (
+            "force on",
+            args(bits::SSBD, bits::SSBD, 0, 0),
+            Scope::Vm,
+            set(bits::SSBD, bits::SSBD),
+        ),
+        (
+            "force off a supported bit",
+            args(bits::IBRS, 0, 0, 0),
+            Scope::Vm,
+            set(bits::IBRS, 0),
+        ),
+        (
+            "force off an unsupported bit",
+            args(bits::STIBP, 0, 0, 0),
+            Scope::Vm,
+            set(bits::STIBP, 0),
+        ),
+        (
+            "force off an unknown bit",
+            args(1 << 63, 0, 0, 0),
+            Scope::Vm,
+            set(1 << 63, 0),
+        ),
+        (
+            "value outside mask",
+            args(bits::IBRS, bits::SSBD, 0, 0),
+            Scope::Vm,
+            Err(Invalid::ValueOutsideMask),
+        ),
+        (
+            "unsupported on",
+            args(bits::STIBP, bits::STIBP, 0, 0),
+            Scope::Vm,
+            Err(Invalid::Unsupported),
+        ),
+        (
+            "unknown flag",
+            args(0, 0, 1 << 1, 0),
+            Scope::Vm,
+            Err(Invalid::Flags),
+        ),
+        (
+            "reserved",
+            args(0, 0, 0, 1),
+            Scope::Vm,
+            Err(Invalid::Reserved),
+        ),
+        (
+            "clear on a VM",
+            args(0, 0, KVM_FORCE_SPEC_CTRL_CLEAR, 0),
+            Scope::Vm,
+            Err(Invalid::Flags),
+        ),
+        (
+            "clear on a vCPU",
+            args(0, 0, KVM_FORCE_SPEC_CTRL_CLEAR, 0),
+            Scope::Vcpu,
+            Ok(Request::Clear),
+        ),
+        (
+            "clear with a mask",
+            args(bits::IBRS, 0, KVM_FORCE_SPEC_CTRL_CLEAR, 0),
+            Scope::Vcpu,
+            Err(Invalid::ClearWithConfig),
+        ),
+        (
+            "vCPU config",
+            args(bits::IBRS, bits::IBRS, 0, 0),
+            Scope::Vcpu,
+            set(bits::IBRS, bits::IBRS),
+        ),
     ];
     for (name, a, scope, want) in cases {
         assert_eq!(policy::parse_enable_cap(a, *scope, sup), *want, "{name}");
