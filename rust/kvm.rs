@@ -52,6 +52,16 @@ pub fn has_virt() -> bool {
     unsafe { bindings::kvm_spec_ctrl_has_virt() }
 }
 
+/// KVM's vendor module, as far as owning IA32_SPEC_CTRL goes.
+pub fn vendor() -> crate::policy::Vendor {
+    // SAFETY: Reads the vendor ops pointer KVM publishes; any context.
+    match unsafe { bindings::kvm_spec_ctrl_vendor() } {
+        bindings::kvm_spec_ctrl_vendor_KVM_SPEC_CTRL_VMX => crate::policy::Vendor::Vmx,
+        bindings::kvm_spec_ctrl_vendor_KVM_SPEC_CTRL_SVM => crate::policy::Vendor::Svm,
+        _ => crate::policy::Vendor::None,
+    }
+}
+
 /// A VM bound to the provider.
 ///
 /// # Invariants

@@ -41,6 +41,12 @@ module! {
     authors: ["kvm-force-spec-ctrl developers"],
     description: "KVM_CAP_FORCE_SPEC_CTRL: force IA32_SPEC_CTRL bits of KVM guests",
     license: "GPL",
+    params: {
+        intercept: bool {
+            default: false,
+            description: "Intercept guest IA32_SPEC_CTRL accesses even where VMX can virtualize the MSR (for comparison); read at VM creation",
+        },
+    },
 }
 
 /// The module: owns the provider registration.
@@ -74,14 +80,12 @@ fn host_supported() -> u64 {
 
 /// The backend for VMs created now.
 fn host_backend() -> Backend {
-    if !kvm::host_has_msr() {
-        Backend::None
-    } else if kvm::has_virt() {
-        Backend::VmxVirt
-    } else {
-        // The intercept backends are not implemented yet.
-        Backend::None
-    }
+    policy::choose_backend(policy::HostFacts {
+        has_msr: kvm::host_has_msr(),
+        vendor: kvm::vendor(),
+        has_virt: kvm::has_virt(),
+        prefer_intercept: module_parameters::intercept.value(),
+    })
 }
 
 /// Per-VM state.
@@ -121,6 +125,8 @@ struct VcpuState {
     applied_generation: Atomic<u64>,
     /// Whether the module owns the vCPU's IA32_SPEC_CTRL (forces bits).
     owned: AtomicFlag,
+    /// The guest view, for the intercept backends.
+    sw_view: Atomic<u64>,
     /// What is enforced now (debug view).
     applied_mask: Atomic<u64>,
     applied_value: Atomic<u64>,
@@ -130,11 +136,12 @@ struct VcpuState {
     entries: Atomic<u64>,
 }
 
-/// [`VcpuHw`] for a loaded vCPU: KVM's helpers, plus the ownership flag the
-/// module keeps next to them.
+/// [`VcpuHw`] for a loaded vCPU: KVM's helpers, plus what the module keeps
+/// next to them.
 struct Hw<'a> {
     vcpu: &'a kvm::LoadedVcpu<'a>,
     owned: &'a AtomicFlag,
+    sw_view: &'a Atomic<u64>,
 }
 
 impl VcpuHw for Hw<'_> {
@@ -163,6 +170,12 @@ impl VcpuHw for Hw<'_> {
     fn read_shadow(&self) -> u64 {
         self.vcpu.read_shadow()
     }
+    fn sw_view(&self) -> u64 {
+        self.sw_view.load(Relaxed)
+    }
+    fn set_sw_view(&self, value: u64) {
+        self.sw_view.store(value, Relaxed)
+    }
 }
 
 impl VcpuState {
@@ -170,6 +183,7 @@ impl VcpuState {
         Hw {
             vcpu,
             owned: &self.owned,
+            sw_view: &self.sw_view,
         }
     }
 
@@ -257,6 +271,7 @@ impl kvm::Provider for ForceSpecCtrl {
                 own_config <- new_spinlock!(None, "VcpuState::own_config"),
                 applied_generation: Atomic::new(NEVER),
                 owned: AtomicFlag::new(false),
+                sw_view: Atomic::new(0),
                 applied_mask: Atomic::new(0),
                 applied_value: Atomic::new(0),
                 last_guest: Atomic::new(0),
@@ -289,7 +304,7 @@ impl kvm::Provider for ForceSpecCtrl {
 
     fn vcpu_reset(vcpu: &kvm::LoadedVcpu<'_>, state: Pin<&VcpuState>, _init_event: bool) {
         // KVM reset the guest's IA32_SPEC_CTRL to 0; enforce over it.
-        backend::reset(&state.hw(vcpu), state.applied());
+        backend::reset(&state.hw(vcpu), state.vm.backend, state.applied());
     }
 
     fn vcpu_enter(vcpu: &kvm::LoadedVcpu<'_>, state: Pin<&VcpuState>) {
@@ -297,7 +312,7 @@ impl kvm::Provider for ForceSpecCtrl {
             Self::apply(vcpu, &state);
         }
         let hw = state.hw(vcpu);
-        state.last_guest.store(backend::guest_view(&hw), Relaxed);
+        state.last_guest.store(backend::guest_view(&hw, state.vm.backend), Relaxed);
         state.last_effective.store(hw.hw(), Relaxed);
         state.entries.fetch_add(1, Relaxed);
     }
@@ -307,7 +322,7 @@ impl kvm::Provider for ForceSpecCtrl {
         state: Pin<&VcpuState>,
         _host_initiated: bool,
     ) -> Result<u64> {
-        Ok(backend::guest_view(&state.hw(vcpu)))
+        Ok(backend::guest_view(&state.hw(vcpu), state.vm.backend))
     }
 
     fn set_msr(
@@ -316,7 +331,7 @@ impl kvm::Provider for ForceSpecCtrl {
         value: u64,
         _host_initiated: bool,
     ) -> Result {
-        if backend::set_guest(&state.hw(vcpu), state.applied(), value) {
+        if backend::set_guest(&state.hw(vcpu), state.vm.backend, state.applied(), value) {
             Ok(())
         } else {
             Err(EINVAL)

@@ -192,6 +192,41 @@ pub enum Backend {
     None,
 }
 
+/// What the host offers a backend, as KVM reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostFacts {
+    /// The host has IA32_SPEC_CTRL.
+    pub has_msr: bool,
+    /// KVM's vendor module lets a provider own the MSR, and which it is.
+    pub vendor: Vendor,
+    /// VMX "virtualize IA32_SPEC_CTRL" is available.
+    pub has_virt: bool,
+    /// The administrator asked for interception even with the control.
+    pub prefer_intercept: bool,
+}
+
+/// KVM's vendor module, as far as owning IA32_SPEC_CTRL goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Vendor {
+    /// No vendor module, or one without the ownership helpers.
+    None,
+    /// kvm_intel.
+    Vmx,
+    /// kvm_amd.
+    Svm,
+}
+
+/// The best backend for these facts: the hardware control unless told
+/// otherwise, interception where the vendor allows it, else none.
+pub const fn choose_backend(host: HostFacts) -> Backend {
+    match (host.has_msr, host.vendor) {
+        (false, _) | (_, Vendor::None) => Backend::None,
+        (true, Vendor::Vmx) if host.has_virt && !host.prefer_intercept => Backend::VmxVirt,
+        (true, Vendor::Vmx) => Backend::VmxIntercept,
+        (true, Vendor::Svm) => Backend::SvmIntercept,
+    }
+}
+
 impl Backend {
     /// The name shown in the debug view.
     pub const fn name(self) -> &'static str {

@@ -76,6 +76,9 @@ step boot-bochs-spr "$KFSC_ROOT/scripts/bochs-run.sh" bochs-spr sapphire_rapids 
 boot bochs-spr "$logs/bochs-spr.serial"
 step boot-bochs-spr-4level "$KFSC_ROOT/scripts/bochs-run.sh" bochs-spr-4level sapphire_rapids "$logs" no5lvl
 boot bochs-spr-4level "$logs/bochs-spr-4level.serial"
+# Bochs tigerlake: VMX without the control, the intercept backend.
+step boot-bochs-tgl "$KFSC_ROOT/scripts/bochs-run.sh" bochs-tgl tigerlake "$logs"
+boot bochs-tgl "$logs/bochs-tgl.serial"
 # kmemleak=on: module life cycles with VMs, then a leak scan.
 step boot-bochs-spr-lifecycle "$KFSC_ROOT/scripts/bochs-run.sh" bochs-spr-lifecycle sapphire_rapids "$logs" kmemleak=on
 boot bochs-spr-lifecycle "$logs/bochs-spr-lifecycle.serial"

@@ -41,12 +41,25 @@ if [ "$(cat "$src/.kfsc-patches" 2>/dev/null)" != "$phash" ]; then
 	log "kernel: applying ${#patches[@]} patch(es)"
 	rm -f "$src/.kfsc-patches"
 	git_src am --abort >/dev/null 2>&1 || true
+	# Resetting rewrites every file of the old series. Remember what they
+	# held, so that files the new series leaves as they were get their old
+	# mtimes back: a header included everywhere would otherwise rebuild the
+	# whole kernel for a change elsewhere.
+	state=$(mktemp)
+	git_src diff --name-only pristine HEAD -- 2>/dev/null | while read -r f; do
+		[ -f "$src/$f" ] && echo "$(sha1sum <"$src/$f" | cut -c1-40) $(stat -c %Y "$src/$f") $f"
+	done >"$state"
 	git_src reset -q --hard pristine
 	git_src clean -qfd
 	if [ ${#patches[@]} -gt 0 ]; then
 		git_src am -q --whitespace=nowarn "${patches[@]}" ||
 			die "kernel/patches do not apply to $version"
 	fi
+	while read -r sum mtime f; do
+		[ -f "$src/$f" ] && [ "$(sha1sum <"$src/$f" | cut -c1-40)" = "$sum" ] &&
+			touch -d "@$mtime" "$src/$f"
+	done <"$state"
+	rm -f "$state"
 	echo "$phash" >"$src/.kfsc-patches"
 fi
 

@@ -7,6 +7,7 @@
 #define SELFTEST_FORCE_SPEC_CTRL_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -109,6 +110,23 @@ static inline void fsc_debug_backend(struct kvm_vcpu *vcpu, char *buf, size_t si
 			break;
 	fclose(f);
 	TEST_ASSERT(buf[0], "no backend in %s", path);
+}
+
+/*
+ * The backend the harness expects on this host (FSC_BACKEND in the
+ * environment, default "vmx-virt"), and whether the vCPU reports it.
+ */
+static inline const char *fsc_expected_backend(void)
+{
+	const char *b = getenv("FSC_BACKEND");
+
+	return b && *b ? b : "vmx-virt";
+}
+
+static inline bool fsc_backend_is_expected(struct kvm_vcpu *vcpu, char *buf, size_t size)
+{
+	fsc_debug_backend(vcpu, buf, size);
+	return !strcmp(buf, fsc_expected_backend());
 }
 
 #endif /* SELFTEST_FORCE_SPEC_CTRL_H */

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The guest's view under forcing (contract items 6 and 8), backend vmx-virt:
+ * The guest's view under forcing (contract items 6 and 8), on the backend
+ * the harness names (FSC_BACKEND):
  * for a table of configurations, the guest writes values that set and clear
  * forced bits; it reads back exactly what it wrote, KVM_GET_MSRS agrees, and
  * the hardware MSR at the next VM entry is (written & ~mask) | (value & mask).
@@ -112,8 +113,8 @@ int main(void)
 	{
 		char backend[64];
 
-		fsc_debug_backend(vcpu, backend, sizeof(backend));
-		ksft_test_result(!strcmp(backend, "vmx-virt"), "backend %s\n", backend);
+		ksft_test_result(fsc_backend_is_expected(vcpu, backend, sizeof(backend)),
+				 "backend %s (want %s)\n", backend, fsc_expected_backend());
 	}
 	kvm_vm_free(vm);
 	ksft_finished();

@@ -51,3 +51,20 @@ gate() {
 # A module life-cycle step as a test.
 insmod_fsc() { t "insmod kvm_force_spec_ctrl" 60 insmod "$M"/kvm_force_spec_ctrl.ko; }
 rmmod_fsc() { t "rmmod kvm_force_spec_ctrl" 60 rmmod kvm_force_spec_ctrl; }
+
+# forcing_tests BACKEND [MODULE ARGS...]: the forcing selftests with the
+# module loaded (with these parameters), expecting this backend.
+forcing_tests() {
+	backend=$1
+	shift
+	t "insmod kvm_force_spec_ctrl $*" 60 insmod "$M"/kvm_force_spec_ctrl.ko "$@"
+	export FSC_BACKEND=$backend
+	t "$backend: errata_test" 300 "$T"/force_spec_ctrl_errata_test
+	t "$backend: invalid_test" 300 "$T"/force_spec_ctrl_invalid_test
+	t "$backend: guest_test" 600 "$T"/force_spec_ctrl_guest_test
+	t "$backend: migration_test" 300 "$T"/force_spec_ctrl_migration_test
+	t "$backend: exits_test" 600 "$T"/force_spec_ctrl_exits_test
+	t "$backend: reset_test" 300 "$T"/force_spec_ctrl_reset_test
+	unset FSC_BACKEND
+	rmmod_fsc
+}

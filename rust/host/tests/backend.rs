@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The `vmx-virt` backend against a model of KVM and a VMX CPU with
-//! "virtualize IA32_SPEC_CTRL": for random sequences of guest writes and
-//! reads, host KVM_SET_MSRS/KVM_GET_MSRS, vCPU resets and configuration
-//! changes, every VM entry loads `(guest view & !mask) | (value & mask)`
-//! (contract item 8) and every read returns the guest view (item 6, 7).
+//! The backends against a model of KVM and a VMX CPU (with "virtualize
+//! IA32_SPEC_CTRL" for `vmx-virt`, without for `vmx-intercept`): for random
+//! sequences of guest writes and reads, host KVM_SET_MSRS/KVM_GET_MSRS, vCPU
+//! resets and configuration changes, every VM entry loads
+//! `(guest view & !mask) | (value & mask)` (contract item 8) and every read
+//! returns the guest view (items 6, 7).
 
 use std::cell::Cell;
 
@@ -15,7 +16,9 @@ use proptest::prelude::*;
 /// KVM's state for one vCPU and the CPU's, as far as IA32_SPEC_CTRL goes.
 #[derive(Default)]
 struct Sim {
+    backend: Cell<Option<Backend>>,
     owned: Cell<bool>,
+    sw_view: Cell<u64>,
     /// vmx->spec_ctrl: loaded at VM entry, saved at VM exit when not intercepted.
     hw: Cell<u64>,
     intercept: Cell<bool>,
@@ -49,6 +52,7 @@ impl VcpuHw for Sim {
         self.intercept.set(intercept)
     }
     fn set_virt(&self, enable: bool) {
+        assert_eq!(self.backend(), Backend::VmxVirt, "the CPU has no such control");
         self.virt.set(enable)
     }
     fn write_virt(&self, mask: u64, shadow: u64) {
@@ -58,19 +62,30 @@ impl VcpuHw for Sim {
     fn read_shadow(&self) -> u64 {
         self.shadow.get()
     }
+    fn sw_view(&self) -> u64 {
+        self.sw_view.get()
+    }
+    fn set_sw_view(&self, value: u64) {
+        self.sw_view.set(value)
+    }
 }
 
 impl Sim {
-    fn new() -> Self {
+    fn new(backend: Backend) -> Self {
         let s = Sim::default();
+        s.backend.set(Some(backend));
         s.intercept.set(true);
         s
+    }
+
+    fn backend(&self) -> Backend {
+        self.backend.get().unwrap()
     }
 
     /// KVM's vmx_set_msr() for IA32_SPEC_CTRL, past its checks.
     fn kvm_set(&self, config: Config, value: u64) {
         if self.owned.get() {
-            assert!(backend::set_guest(self, config, value));
+            assert!(backend::set_guest(self, self.backend(), config, value));
         } else {
             self.hw.set(value);
             if value != 0 {
@@ -82,7 +97,7 @@ impl Sim {
     /// KVM's vmx_get_msr() for IA32_SPEC_CTRL.
     fn kvm_get(&self) -> u64 {
         if self.owned.get() {
-            backend::guest_view(self)
+            backend::guest_view(self, self.backend())
         } else {
             self.hw.get()
         }
@@ -143,8 +158,12 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
     #[test]
-    fn every_entry_enforces(ops in proptest::collection::vec(op(), 1..60)) {
-        let sim = Sim::new();
+    fn every_entry_enforces(
+        ops in proptest::collection::vec(op(), 1..60),
+        intercept: bool,
+    ) {
+        let backend = if intercept { Backend::VmxIntercept } else { Backend::VmxVirt };
+        let sim = Sim::new(backend);
         let mut config = Config::OFF;
         let mut guest = 0u64;
         for op in ops {
@@ -161,17 +180,21 @@ proptest! {
                 Op::HostGet => prop_assert_eq!(sim.kvm_get(), guest),
                 Op::Reset => {
                     sim.hw.set(0); // vmx_vcpu_reset()
-                    backend::reset(&sim, config);
+                    backend::reset(&sim, backend, config);
                     guest = 0;
                 }
                 Op::Configure(m, v) => {
                     config = Config::new(m, v).unwrap();
-                    backend::apply(&sim, Backend::VmxVirt, config);
+                    backend::apply(&sim, backend, config);
                 }
             }
             // What the next VM entry loads into the hardware MSR.
             prop_assert_eq!(sim.hw.get(), config.effective(guest), "after {:?}", op);
             prop_assert_eq!(sim.owned.get(), config.is_active());
+            if sim.owned.get() {
+                // vmx-virt never exits for the MSR; the intercept backend always does.
+                prop_assert_eq!(sim.intercept.get(), backend == Backend::VmxIntercept);
+            }
         }
     }
 }

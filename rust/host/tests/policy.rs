@@ -160,3 +160,26 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn backend_choice() {
+    use policy::{choose_backend, Backend, HostFacts, Vendor};
+    let facts = |has_msr, vendor, has_virt, prefer_intercept| HostFacts {
+        has_msr,
+        vendor,
+        has_virt,
+        prefer_intercept,
+    };
+    let cases = [
+        (facts(true, Vendor::Vmx, true, false), Backend::VmxVirt),
+        (facts(true, Vendor::Vmx, true, true), Backend::VmxIntercept),
+        (facts(true, Vendor::Vmx, false, false), Backend::VmxIntercept),
+        (facts(true, Vendor::Svm, false, false), Backend::SvmIntercept),
+        (facts(false, Vendor::Vmx, true, false), Backend::None),
+        (facts(false, Vendor::Svm, false, false), Backend::None),
+        (facts(true, Vendor::None, false, false), Backend::None),
+    ];
+    for (host, want) in cases {
+        assert_eq!(choose_backend(host), want, "{host:?}");
+    }
+}
