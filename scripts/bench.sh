@@ -5,16 +5,7 @@
 # (Bochs' TSC counts emulated instructions) and VM exits from KVM's stats.
 source "$(dirname "$0")/lib.sh"
 logs=$KFSC_ROOT/out/bench
-mkdir -p "$logs"
-"$KFSC_ROOT/scripts/deps.sh"
-KDIR=$("$KFSC_ROOT/scripts/kernel.sh")
-export KDIR
-"$KFSC_ROOT/scripts/module.sh"
-TESTS=$("$KFSC_ROOT/scripts/selftests.sh")
-BOCHS=$("$KFSC_ROOT/scripts/bochs.sh")
-INITRD=$logs/initramfs.cpio.gz
-export TESTS BOCHS INITRD
-"$KFSC_ROOT/scripts/initramfs.sh" "$INITRD"
+kfsc_prepare "$logs"
 for model in sapphire_rapids tigerlake; do
 	KFSC_RUN_TAG=$model "$KFSC_ROOT/scripts/bochs-run.sh" bench "$model" "$logs" "kfsc.label=$model"
 	"$KFSC_ROOT/scripts/parse-results.sh" "$logs/bench-$model.serial" "bench-$model" >/dev/null ||

@@ -3,16 +3,7 @@
 # module, run the demo program, print what it printed.
 source "$(dirname "$0")/lib.sh"
 logs=$KFSC_ROOT/out/demo
-mkdir -p "$logs"
-"$KFSC_ROOT/scripts/deps.sh"
-KDIR=$("$KFSC_ROOT/scripts/kernel.sh")
-export KDIR
-"$KFSC_ROOT/scripts/module.sh"
-TESTS=$("$KFSC_ROOT/scripts/selftests.sh")
-BOCHS=$("$KFSC_ROOT/scripts/bochs.sh")
-INITRD=$logs/initramfs.cpio.gz
-export TESTS BOCHS INITRD
-"$KFSC_ROOT/scripts/initramfs.sh" "$INITRD"
+kfsc_prepare "$logs"
 "$KFSC_ROOT/scripts/bochs-run.sh" demo sapphire_rapids "$logs"
 echo
 echo "=== Bochs sapphire_rapids: kvm_force_spec_ctrl demo ==="

@@ -30,3 +30,18 @@ KFSC_CARGO=/usr/bin/cargo
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+
+# kfsc_prepare OUTDIR: everything a boot needs (dependencies, kernel, module,
+# selftests, Bochs, initramfs in OUTDIR); exports KDIR, TESTS, BOCHS, INITRD.
+kfsc_prepare() {
+	mkdir -p "$1"
+	"$KFSC_ROOT/scripts/deps.sh"
+	KDIR=$("$KFSC_ROOT/scripts/kernel.sh")
+	export KDIR
+	"$KFSC_ROOT/scripts/module.sh"
+	TESTS=$("$KFSC_ROOT/scripts/selftests.sh")
+	BOCHS=$("$KFSC_ROOT/scripts/bochs.sh")
+	INITRD=$1/initramfs.cpio.gz
+	export TESTS BOCHS INITRD
+	"$KFSC_ROOT/scripts/initramfs.sh" "$INITRD"
+}
