@@ -51,6 +51,8 @@ clock: sync=none, time0=946684800
 com1: enabled=1, mode=file, dev=$serial
 panic: action=fatal
 error: action=report
+info: action=ignore
+debug: action=ignore
 log: $logdir/$name.bochs
 mouse: enabled=0
 EOT

@@ -5,17 +5,35 @@ M=${KFSC_MODULES:-/lib/modules}
 # Each test prints one KFSC-RESULT line that the harness counts; a test
 # that cannot run fails.
 
-# t NAME TIMEOUT CMD...: run a test with a timeout.
+# t NAME TIMEOUT CMD...: run a test with a timeout. When it fires, dump
+# what shows where the test is stuck (its kernel stack, the debug views)
+# before killing it.
 t() {
 	name=$1 tmo=$2
 	shift 2
 	echo "KFSC-BEGIN $name"
-	timeout "$tmo" "$@"
+	"$@" &
+	pid=$!
+	(
+		sleep "$tmo"
+		echo "KFSC-TIMEOUT $name after ${tmo}s"
+		for task in /proc/"$pid"/task/*; do
+			echo "stack of ${task##*/}:"
+			cat "$task/stack" 2>/dev/null
+		done
+		for f in /sys/kernel/debug/kvm/*/vcpu*/force_spec_ctrl; do
+			[ -e "$f" ] && { echo "$f:"; cat "$f"; }
+		done
+		kill -9 "$pid"
+	) &
+	watchdog=$!
+	wait "$pid"
 	rc=$?
+	kill "$watchdog" 2>/dev/null
+	wait "$watchdog" 2>/dev/null
 	if [ $rc -eq 0 ]; then
 		echo "KFSC-RESULT PASS $name"
 	else
-		[ $rc -eq 143 ] && echo "KFSC-TIMEOUT $name after ${tmo}s"
 		echo "KFSC-RESULT FAIL $name (exit $rc)"
 	fi
 	return $rc
@@ -31,11 +49,20 @@ must() {
 	fi
 }
 
-# load_kvm VENDOR: kvm.ko and its vendor module (kvm_intel, kvm_amd).
+# load_kvm VENDOR [PARAMS...]: kvm.ko and its vendor module (kvm_intel,
+# kvm_amd) with these parameters.
 load_kvm() {
+	vendor=$1
+	shift
 	must insmod "$M"/irqbypass.ko
 	must insmod "$M"/kvm.ko
-	must insmod "$M"/kvm-"$1".ko
+	must insmod "$M"/kvm-"$vendor".ko "$@"
+}
+
+# reload_kvm_intel PARAMS...: kvm_intel again, with other parameters.
+reload_kvm_intel() {
+	must rmmod kvm_intel
+	must insmod "$M"/kvm-intel.ko "$@"
 }
 
 # gate NAME TIMEOUT CMD...: a test every later result depends on (the
@@ -59,12 +86,12 @@ forcing_tests() {
 	shift
 	t "insmod kvm_force_spec_ctrl $*" 60 insmod "$M"/kvm_force_spec_ctrl.ko "$@"
 	export FSC_BACKEND=$backend
-	t "$backend: errata_test" 300 "$T"/force_spec_ctrl_errata_test
 	t "$backend: invalid_test" 300 "$T"/force_spec_ctrl_invalid_test
 	t "$backend: guest_test" 600 "$T"/force_spec_ctrl_guest_test
 	t "$backend: migration_test" 300 "$T"/force_spec_ctrl_migration_test
 	t "$backend: exits_test" 600 "$T"/force_spec_ctrl_exits_test
 	t "$backend: reset_test" 300 "$T"/force_spec_ctrl_reset_test
+	t "$backend: override_test" 300 "$T"/force_spec_ctrl_override_test
 	unset FSC_BACKEND
 	rmmod_fsc
 }
