@@ -312,7 +312,9 @@ impl kvm::Provider for ForceSpecCtrl {
             Self::apply(vcpu, &state);
         }
         let hw = state.hw(vcpu);
-        state.last_guest.store(backend::guest_view(&hw, state.vm.backend), Relaxed);
+        state
+            .last_guest
+            .store(backend::guest_view(&hw, state.vm.backend), Relaxed);
         state.last_effective.store(hw.hw(), Relaxed);
         state.entries.fetch_add(1, Relaxed);
     }

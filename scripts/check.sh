@@ -60,6 +60,7 @@ step kernel bash -c "'$KFSC_ROOT/scripts/kernel.sh' >'$logs/kdir'"
 KDIR=$(tail -n 1 "$logs/kdir")
 export KDIR
 step module "$KFSC_ROOT/scripts/module.sh"
+step lint "$KFSC_ROOT/scripts/lint.sh"
 step selftests bash -c "'$KFSC_ROOT/scripts/selftests.sh' >'$logs/tests-dir'"
 TESTS=$(tail -n 1 "$logs/tests-dir")
 export TESTS

@@ -52,7 +52,11 @@ impl VcpuHw for Sim {
         self.intercept.set(intercept)
     }
     fn set_virt(&self, enable: bool) {
-        assert_eq!(self.backend(), Backend::VmxVirt, "the CPU has no such control");
+        assert_eq!(
+            self.backend(),
+            Backend::VmxVirt,
+            "the CPU has no such control"
+        );
         self.virt.set(enable)
     }
     fn write_virt(&self, mask: u64, shadow: u64) {

@@ -173,8 +173,14 @@ fn backend_choice() {
     let cases = [
         (facts(true, Vendor::Vmx, true, false), Backend::VmxVirt),
         (facts(true, Vendor::Vmx, true, true), Backend::VmxIntercept),
-        (facts(true, Vendor::Vmx, false, false), Backend::VmxIntercept),
-        (facts(true, Vendor::Svm, false, false), Backend::SvmIntercept),
+        (
+            facts(true, Vendor::Vmx, false, false),
+            Backend::VmxIntercept,
+        ),
+        (
+            facts(true, Vendor::Svm, false, false),
+            Backend::SvmIntercept,
+        ),
         (facts(false, Vendor::Vmx, true, false), Backend::None),
         (facts(false, Vendor::Svm, false, false), Backend::None),
         (facts(true, Vendor::None, false, false), Backend::None),
