@@ -110,13 +110,6 @@ impl Vcpu {
         // valid for `'a` by the caller's guarantee.
         unsafe { &*ptr.cast() }
     }
-
-    /// Force this vCPU through [`Provider::vcpu_enter`] before it runs guest
-    /// code again; returns once it is out of guest mode.
-    pub fn kick(&self) {
-        // SAFETY: `self.0` is a valid vCPU of a bound VM by the type invariant.
-        unsafe { bindings::kvm_spec_ctrl_kick_vcpu(self.0.get()) }
-    }
 }
 
 /// A vCPU loaded on the current CPU, in one of its own hooks: the state KVM
@@ -145,11 +138,6 @@ impl<'a> LoadedVcpu<'a> {
 
     fn raw(&self) -> *mut bindings::kvm_vcpu {
         self.vcpu.0.get()
-    }
-
-    /// The vCPU, for what does not need it loaded.
-    pub fn vcpu(&self) -> &Vcpu {
-        self.vcpu
     }
 
     /// Take (or hand back to KVM) the handling of the guest's IA32_SPEC_CTRL:
@@ -285,27 +273,41 @@ pub trait Provider: 'static {
 ///
 /// # Invariants
 ///
-/// While a `Registration<T>` exists, `VTable::<T>::build()` is registered.
+/// `table` is registered with KVM for as long as the `Registration` exists.
 pub struct Registration<T: Provider> {
+    table: &'static bindings::kvm_spec_ctrl_provider,
     _t: PhantomData<T>,
 }
 
 impl<T: Provider> Registration<T> {
     /// Register `T`; fails with `EBUSY` if another provider is registered.
-    pub fn new() -> Result<Self> {
-        // SAFETY: The table is a `'static` constant; KVM keeps the pointer
-        // until `kvm_spec_ctrl_provider_unregister`, called by `drop`.
-        to_result(unsafe { bindings::kvm_spec_ctrl_provider_register(VTable::<T>::build()) })?;
+    ///
+    /// # Safety
+    ///
+    /// The registration must only be dropped when no VM is bound to it, that
+    /// is from the owner module's exit path: every bound VM holds a
+    /// reference on the module, so none is left once exit runs. Dropping it
+    /// earlier would let KVM call another provider with this one's data.
+    pub unsafe fn new() -> Result<Self> {
+        let table = VTable::<T>::build();
+        // SAFETY: The table is `'static`; KVM keeps the pointer until
+        // `kvm_spec_ctrl_provider_unregister`, called by `drop` with the same
+        // pointer.
+        to_result(unsafe { bindings::kvm_spec_ctrl_provider_register(table) })?;
         // INVARIANT: registered just above.
-        Ok(Registration { _t: PhantomData })
+        Ok(Registration {
+            table,
+            _t: PhantomData,
+        })
     }
 }
 
 impl<T: Provider> Drop for Registration<T> {
     fn drop(&mut self) {
-        // SAFETY: Registered by the type invariant. KVM waits for readers of
-        // the provider pointer; no VM is bound, as each pins this module.
-        unsafe { bindings::kvm_spec_ctrl_provider_unregister(VTable::<T>::build()) }
+        // SAFETY: `self.table` is registered by the type invariant, and no VM
+        // is bound by the contract of `new`. KVM waits for the readers of the
+        // provider pointer before returning.
+        unsafe { bindings::kvm_spec_ctrl_provider_unregister(self.table) }
     }
 }
 

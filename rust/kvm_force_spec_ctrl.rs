@@ -56,7 +56,9 @@ struct Module {
 
 impl kernel::Module for Module {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let registration = kvm::Registration::new()?;
+        // SAFETY: The registration lives in `Module`, which is dropped only
+        // by the module's exit path.
+        let registration = unsafe { kvm::Registration::new() }?;
         pr_info!(
             "registered: host IA32_SPEC_CTRL {}, supported {:#x}, backend {}\n",
             if kvm::host_has_msr() {
