@@ -13,8 +13,7 @@ cp /bin/busybox "$root/bin/busybox"
 for applet in $("$root/bin/busybox" --list); do
 	[ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
 done
-cp "$KDIR"/virt/lib/irqbypass.ko "$KDIR"/arch/x86/kvm/kvm{,-intel,-amd}.ko "$root/lib/modules/"
-cp "$KFSC_ROOT/rust/kvm_force_spec_ctrl.ko" "$root/lib/modules/"
+cp $(kfsc_module_files) "$root/lib/modules/"
 cp "$TESTS"/force_spec_ctrl_* "$root/tests/"
 rm -f "$root"/tests/*.o "$root"/tests/*.d
 cp "$KFSC_ROOT/scripts/guest/init" "$root/init"

@@ -45,3 +45,9 @@ kfsc_prepare() {
 	export TESTS BOCHS INITRD
 	"$KFSC_ROOT/scripts/initramfs.sh" "$INITRD"
 }
+
+# The modules a suite loads, from the kernel build $KDIR and this project.
+kfsc_module_files() {
+	echo "$KDIR"/virt/lib/irqbypass.ko "$KDIR"/arch/x86/kvm/kvm{,-intel,-amd}.ko \
+		"$KFSC_ROOT/rust/kvm_force_spec_ctrl.ko"
+}

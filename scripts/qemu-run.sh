@@ -13,8 +13,7 @@ rm -f "$serial"
 # /var/cache (and more): stage modules and tests next to the logs.
 stage=$logdir/$suite.stage
 rm -rf "$stage" && mkdir -p "$stage/modules" "$stage/tests"
-cp "$KDIR"/virt/lib/irqbypass.ko "$KDIR"/arch/x86/kvm/kvm{,-intel,-amd}.ko \
-	"$KFSC_ROOT/rust/kvm_force_spec_ctrl.ko" "$stage/modules/"
+cp $(kfsc_module_files) "$stage/modules/"
 cp "$TESTS"/force_spec_ctrl_* "$stage/tests/"
 rm -f "$stage"/tests/*.[od]
 

@@ -94,6 +94,17 @@ static inline __u64 fsc_debug_u64(struct kvm_vcpu *vcpu, const char *field)
 	return 0;
 }
 
+/*
+ * The hardware IA32_SPEC_CTRL the guest runs with now. The debug view records
+ * the value loaded at each VM entry, so the vCPU is run to its next
+ * GUEST_SYNC: that entry is the first after whatever the guest just did.
+ */
+static inline __u64 fsc_next_entry_effective(struct kvm_vcpu *vcpu)
+{
+	fsc_sync(vcpu);
+	return fsc_debug_u64(vcpu, "effective");
+}
+
 /* The debug view's backend line, e.g. "vmx-virt". */
 static inline void fsc_debug_backend(struct kvm_vcpu *vcpu, char *buf, size_t size)
 {

@@ -38,10 +38,9 @@ static void guest_code(__u64 write)
 
 int main(void)
 {
-	__u64 mask, value, write, supported, seen;
+	__u64 mask, value, write, supported, seen, effective;
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
-	struct ucall uc;
 	char backend[64];
 	int cap;
 
@@ -69,16 +68,13 @@ int main(void)
 	print_bits("forced to (value):", value);
 	print_bits("guest writes:", write);
 
-	vcpu_run(vcpu);
-	TEST_ASSERT(get_ucall(vcpu, &uc) == UCALL_SYNC, "guest did not sync");
-	seen = uc.args[1];
-	vcpu_run(vcpu);		/* one more entry: the debug view records it */
-	TEST_ASSERT(get_ucall(vcpu, &uc) == UCALL_SYNC, "guest did not sync");
+	seen = fsc_sync(vcpu);
+	effective = fsc_next_entry_effective(vcpu);
 
 	fsc_debug_backend(vcpu, backend, sizeof(backend));
 	print_bits("guest reads back:", seen);
 	print_bits("KVM_GET_MSRS:", vcpu_get_msr(vcpu, MSR_IA32_SPEC_CTRL));
-	print_bits("hardware MSR:", fsc_debug_u64(vcpu, "effective"));
+	print_bits("hardware MSR:", effective);
 	printf("  backend                %s\n", backend);
 	kvm_vm_free(vm);
 	return 0;

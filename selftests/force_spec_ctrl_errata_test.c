@@ -63,8 +63,7 @@ int main(void)
 			 "guest RDMSR after WRMSR 0x%lx: 0x%llx (erratum 1)\n",
 			 (unsigned long)GUEST_VALUE, (unsigned long long)v);
 
-	fsc_sync(vcpu);
-	v = fsc_debug_u64(vcpu, "effective");
+	v = fsc_next_entry_effective(vcpu);
 	ksft_test_result(v == (GUEST_VALUE | FORCED),
 			 "hardware MSR after the write: 0x%llx (want 0x%lx)\n",
 			 (unsigned long long)v, (unsigned long)(GUEST_VALUE | FORCED));

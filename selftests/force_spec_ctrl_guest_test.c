@@ -54,8 +54,7 @@ static int run_round(struct kvm_vcpu *vcpu, __u64 mask, __u64 value)
 				       mask, writes[i], (unsigned long)vcpu_get_msr(vcpu, MSR_IA32_SPEC_CTRL));
 			bad++;
 		}
-		fsc_sync(vcpu);
-		eff = fsc_debug_u64(vcpu, "effective");
+		eff = fsc_next_entry_effective(vcpu);
 		want = (writes[i] & ~mask) | (value & mask);
 		if (eff != want || fsc_debug_u64(vcpu, "guest") != writes[i]) {
 			ksft_print_msg("mask 0x%llx value 0x%llx: write 0x%llx: effective 0x%llx, want 0x%llx\n",

@@ -43,8 +43,7 @@ static void destination(__u64 saved, bool config_first)
 		fsc_vm_set(vm, MASK, VALUE);
 
 	seen = fsc_sync(vcpu);
-	fsc_sync(vcpu);
-	eff = fsc_debug_u64(vcpu, "effective");
+	eff = fsc_next_entry_effective(vcpu);
 	ksft_test_result(seen == WRITTEN && vcpu_get_msr(vcpu, MSR_IA32_SPEC_CTRL) == WRITTEN &&
 			 eff == ((WRITTEN & ~MASK) | VALUE),
 			 "%s: guest reads 0x%llx, effective 0x%llx\n", order, seen, eff);

@@ -24,8 +24,7 @@ static bool check(struct kvm_vcpu *vcpu, __u64 mask, __u64 value, const char *wh
 {
 	__u64 seen = fsc_sync(vcpu), eff, want = (WRITTEN & ~mask) | (value & mask);
 
-	fsc_sync(vcpu);
-	eff = fsc_debug_u64(vcpu, "effective");
+	eff = fsc_next_entry_effective(vcpu);
 	if (seen == WRITTEN && eff == want)
 		return true;
 	ksft_print_msg("%s: vCPU%u reads 0x%llx, effective 0x%llx, want 0x%llx\n",

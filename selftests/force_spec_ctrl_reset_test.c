@@ -44,8 +44,7 @@ int main(void)
 			 v, eff, VALUE);
 
 	v = fsc_sync(vcpu);
-	fsc_sync(vcpu);
-	eff = fsc_debug_u64(vcpu, "effective");
+	eff = fsc_next_entry_effective(vcpu);
 	ksft_test_result(v == WRITTEN && eff == ((WRITTEN & ~MASK) | VALUE),
 			 "guest writes 0x%x: reads 0x%llx, effective 0x%llx\n", WRITTEN, v, eff);
 
