@@ -3,19 +3,28 @@
 //! Enforcement of a [`Config`] on one vCPU, as pure logic over [`VcpuHw`].
 //!
 //! The module implements [`VcpuHw`] with KVM's helpers for a loaded vCPU;
-//! the host tests implement it with a model of the CPU and of KVM, and check
-//! contract item 8 over random sequences of events.
+//! the host tests implement it with a model of the CPU and of KVM (two
+//! VMCSes, nested entries and exits included), and check contract item 8
+//! over random sequences of events.
 //!
 //! Invariant, while the vCPU is owned: the value KVM loads into
-//! IA32_SPEC_CTRL at the next VM entry is `config.effective(guest view)`.
+//! IA32_SPEC_CTRL at the next VM entry is `config.effective(guest view)`,
+//! and the current VMCS, once [`enter`] ran for it, masks the forced bits.
 //!
-//! - `vmx-virt`: the guest view lives in the VMCS shadow field, the CPU
-//!   merges guest writes under the VMCS mask, and KVM re-reads the hardware
-//!   MSR at every VM exit (the MSR is not intercepted), so a guest access
-//!   needs nothing from the module.
+//! - `vmx-virt`: the guest view lives in the shadow field of the current
+//!   VMCS, the CPU merges guest writes under the VMCS mask, and KVM re-reads
+//!   the hardware MSR at every VM exit (the MSR is not intercepted), so a
+//!   guest access needs nothing from the module.
 //! - `vmx-intercept` (and `svm-intercept`): guest RDMSR/WRMSR exit; KVM hands
 //!   them to the module (`Provider::get_msr`/`set_msr`), which keeps the
 //!   guest view in software and sets the hardware value after each write.
+//!
+//! Per-VMCS state (nested VMX): the control bit of each VMCS lives in KVM's
+//! controls shadow of that VMCS; its mask and shadow fields are rewritten by
+//! [`enter`] after every switch between vmcs01 and vmcs02, because the VMCS
+//! that becomes current may hold the mask of an older configuration and a
+//! shadow the guest has since overwritten through the other VMCS. Between
+//! [`vmcs_switch`] and the next [`enter`], the guest view lives in software.
 //!
 //! While forcing is off the vCPU is handed back to KVM, which then behaves
 //! as without the module.
@@ -33,23 +42,35 @@ pub trait VcpuHw {
     fn hw(&self) -> u64;
     /// Set it.
     fn set_hw(&self, value: u64);
-    /// Intercept guest RDMSR/WRMSR of the MSR (owned only).
+    /// Intercept guest RDMSR/WRMSR of the MSR (owned only); KVM applies it to
+    /// the VMCS of L2 too, if one runs.
     fn set_intercept(&self, intercept: bool);
-    /// VMX "virtualize IA32_SPEC_CTRL" on or off (`vmx-virt` only).
+    /// VMX "virtualize IA32_SPEC_CTRL" on or off in the current VMCS
+    /// (`vmx-virt` only).
     fn set_virt(&self, enable: bool);
-    /// The VMCS mask and shadow fields (`vmx-virt` only).
+    /// The mask and shadow fields of the current VMCS (`vmx-virt` only).
     fn write_virt(&self, mask: u64, shadow: u64);
-    /// The VMCS shadow field (`vmx-virt` only).
+    /// The shadow field of the current VMCS (`vmx-virt` only).
     fn read_shadow(&self) -> u64;
-    /// The guest view kept in software (intercept backends).
+    /// The guest view kept in software (intercept backends, and `vmx-virt`
+    /// between a VMCS switch and the next entry).
     fn sw_view(&self) -> u64;
     /// Set it.
     fn set_sw_view(&self, value: u64);
+    /// Whether [`enter`] programmed the current VMCS since it became current.
+    fn vmcs_programmed(&self) -> bool;
+    /// Set it.
+    fn set_vmcs_programmed(&self, programmed: bool);
 }
 
-/// Where a backend keeps the guest view while the vCPU is owned.
+/// Whether the guest view is in the current VMCS's shadow field.
+fn view_in_vmcs(hw: &impl VcpuHw, backend: Backend) -> bool {
+    backend == Backend::VmxVirt && hw.owned() && hw.vmcs_programmed()
+}
+
+/// Store the guest view where it lives now.
 fn store_view(hw: &impl VcpuHw, backend: Backend, mask: u64, view: u64) {
-    if backend == Backend::VmxVirt {
+    if view_in_vmcs(hw, backend) {
         hw.write_virt(mask, view);
     } else {
         hw.set_sw_view(view);
@@ -61,40 +82,64 @@ pub fn guest_view(hw: &impl VcpuHw, backend: Backend) -> u64 {
     if !hw.owned() {
         // Not owned: KVM's value is the guest's own.
         hw.hw()
-    } else if backend == Backend::VmxVirt {
+    } else if view_in_vmcs(hw, backend) {
         hw.read_shadow()
     } else {
         hw.sw_view()
     }
 }
 
-/// Make `config` the enforced configuration.
-pub fn apply(hw: &impl VcpuHw, backend: Backend, config: Config) {
+/// Whether the entry path must call [`enter`]: the configuration changed,
+/// or the current VMCS was not programmed since it became current.
+pub fn needs_enter(hw: &impl VcpuHw, config_changed: bool) -> bool {
+    config_changed || !hw.vmcs_programmed()
+}
+
+/// On the VM-entry path (IRQs off), when [`needs_enter`]: make `config` the
+/// enforced configuration, in the current VMCS.
+pub fn enter(hw: &impl VcpuHw, backend: Backend, config: Config) {
     if backend == Backend::None {
         // Without a backend the configuration is always off (refused earlier).
+        hw.set_vmcs_programmed(true);
         return;
     }
     let guest = guest_view(hw, backend);
     if config.is_active() {
         if !hw.owned() {
             hw.own(true);
-            if backend == Backend::VmxVirt {
-                hw.set_intercept(false);
-                hw.set_virt(true);
-            } else {
-                hw.set_intercept(true);
-            }
+            hw.set_intercept(backend != Backend::VmxVirt);
         }
-        store_view(hw, backend, config.mask(), guest);
-        hw.set_hw(config.effective(guest));
-    } else if hw.owned() {
         if backend == Backend::VmxVirt {
-            hw.write_virt(0, guest);
+            hw.set_virt(true);
+            hw.write_virt(config.mask(), guest);
+        } else {
+            hw.set_sw_view(guest);
+        }
+        hw.set_hw(config.effective(guest));
+    } else {
+        if backend == Backend::VmxVirt {
+            // Also clears a control left on in a VMCS that was switched out
+            // while forcing was on.
+            if hw.owned() {
+                hw.write_virt(0, guest);
+            }
             hw.set_virt(false);
         }
-        hw.set_hw(guest);
-        hw.own(false);
+        if hw.owned() {
+            hw.set_hw(guest);
+            hw.own(false);
+        }
     }
+    hw.set_vmcs_programmed(true);
+}
+
+/// KVM is about to replace the current VMCS (vmcs01 <-> vmcs02): move the
+/// guest view out of it, and have [`enter`] program the next one.
+pub fn vmcs_switch(hw: &impl VcpuHw, backend: Backend) {
+    if view_in_vmcs(hw, backend) {
+        hw.set_sw_view(hw.read_shadow());
+    }
+    hw.set_vmcs_programmed(false);
 }
 
 /// After KVM reset the vCPU: the guest view is 0.

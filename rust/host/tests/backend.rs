@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The backends against a model of KVM and a VMX CPU (with "virtualize
-//! IA32_SPEC_CTRL" for `vmx-virt`, without for `vmx-intercept`): for random
-//! sequences of guest writes and reads, host KVM_SET_MSRS/KVM_GET_MSRS, vCPU
-//! resets and configuration changes, every VM entry loads
-//! `(guest view & !mask) | (value & mask)` (contract item 8) and every read
-//! returns the guest view (items 6, 7).
+//! IA32_SPEC_CTRL" for `vmx-virt`, without for `vmx-intercept`), with vmcs01
+//! and vmcs02 (nested VMX, L1 passing the MSR through to L2): for random
+//! sequences of guest writes and reads in L1 and L2, nested entries and
+//! exits, host KVM_SET_MSRS/KVM_GET_MSRS, vCPU resets and configuration
+//! changes, every VM entry loads `(guest view & !mask) | (value & mask)`
+//! with the current VMCS masking the forced bits (contract item 8), and
+//! every read returns the guest view (items 6, 7).
 
 use std::cell::Cell;
 
@@ -13,18 +15,52 @@ use kvm_force_spec_ctrl_host::backend::{self, VcpuHw};
 use kvm_force_spec_ctrl_host::policy::{Backend, Config};
 use proptest::prelude::*;
 
-/// KVM's state for one vCPU and the CPU's, as far as IA32_SPEC_CTRL goes.
-#[derive(Default)]
+/// One VMCS, as far as IA32_SPEC_CTRL goes.
+#[derive(Clone, Copy, Debug, Default)]
+struct Vmcs {
+    /// "virtualize IA32_SPEC_CTRL" (KVM's controls shadow of this VMCS).
+    virt: bool,
+    mask: u64,
+    shadow: u64,
+    /// The MSR bitmap intercepts the MSR (vmcs02: merged at nested entry).
+    intercept: bool,
+}
+
+/// KVM's state for one vCPU and the CPU's.
+#[derive(Clone, Default)]
 struct Sim {
     backend: Cell<Option<Backend>>,
     owned: Cell<bool>,
     sw_view: Cell<u64>,
+    programmed: Cell<bool>,
     /// vmx->spec_ctrl: loaded at VM entry, saved at VM exit when not intercepted.
     hw: Cell<u64>,
-    intercept: Cell<bool>,
-    virt: Cell<bool>,
-    mask: Cell<u64>,
-    shadow: Cell<u64>,
+    /// vmcs01 and vmcs02; `guest_mode` selects the current one.
+    vmcs: [Cell<Vmcs>; 2],
+    guest_mode: Cell<bool>,
+    /// The configuration the module applied at the last `enter`.
+    applied: Cell<Config>,
+}
+
+impl Sim {
+    fn cur(&self) -> &Cell<Vmcs> {
+        &self.vmcs[usize::from(self.guest_mode.get())]
+    }
+
+    fn update(&self, i: usize, f: impl FnOnce(&mut Vmcs)) {
+        let mut v = self.vmcs[i].get();
+        f(&mut v);
+        self.vmcs[i].set(v);
+    }
+
+    fn update_cur(&self, f: impl FnOnce(&mut Vmcs)) {
+        self.update(usize::from(self.guest_mode.get()), f)
+    }
+
+    /// vmx_set_intercept_for_msr() on vmcs01's bitmap.
+    fn kvm_set_intercept01(&self, intercept: bool) {
+        self.update(0, |v| v.intercept = intercept);
+    }
 }
 
 impl VcpuHw for Sim {
@@ -35,7 +71,7 @@ impl VcpuHw for Sim {
         self.owned.set(own);
         if !own {
             // vmx_recalc_msr_intercepts(): intercept until the guest's value is non-zero.
-            self.intercept.set(self.hw.get() == 0);
+            self.kvm_set_intercept01(self.hw.get() == 0);
         }
     }
     fn hw(&self) -> u64 {
@@ -49,7 +85,11 @@ impl VcpuHw for Sim {
             self.owned.get(),
             "interception changed while KVM owns the MSR"
         );
-        self.intercept.set(intercept)
+        self.kvm_set_intercept01(intercept);
+        // kernel/patches: an L2 running now gets the interception at once.
+        if intercept && self.guest_mode.get() {
+            self.update(1, |v| v.intercept = true);
+        }
     }
     fn set_virt(&self, enable: bool) {
         assert_eq!(
@@ -57,14 +97,16 @@ impl VcpuHw for Sim {
             Backend::VmxVirt,
             "the CPU has no such control"
         );
-        self.virt.set(enable)
+        self.update_cur(|v| v.virt = enable);
     }
     fn write_virt(&self, mask: u64, shadow: u64) {
-        self.mask.set(mask);
-        self.shadow.set(shadow);
+        self.update_cur(|v| {
+            v.mask = mask;
+            v.shadow = shadow;
+        });
     }
     fn read_shadow(&self) -> u64 {
-        self.shadow.get()
+        self.cur().get().shadow
     }
     fn sw_view(&self) -> u64 {
         self.sw_view.get()
@@ -72,13 +114,19 @@ impl VcpuHw for Sim {
     fn set_sw_view(&self, value: u64) {
         self.sw_view.set(value)
     }
+    fn vmcs_programmed(&self) -> bool {
+        self.programmed.get()
+    }
+    fn set_vmcs_programmed(&self, programmed: bool) {
+        self.programmed.set(programmed)
+    }
 }
 
 impl Sim {
     fn new(backend: Backend) -> Self {
         let s = Sim::default();
         s.backend.set(Some(backend));
-        s.intercept.set(true);
+        s.kvm_set_intercept01(true);
         s
     }
 
@@ -93,7 +141,7 @@ impl Sim {
         } else {
             self.hw.set(value);
             if value != 0 {
-                self.intercept.set(false);
+                self.kvm_set_intercept01(false);
             }
         }
     }
@@ -107,26 +155,43 @@ impl Sim {
         }
     }
 
-    /// The guest runs one WRMSR (or RDMSR): VM entry, the access, VM exit.
-    fn guest_access(&self, config: Config, write: Option<u64>) -> u64 {
+    /// The module's VM-entry hook.
+    fn entry(&self, config: Config, changed: bool) {
+        if backend::needs_enter(self, changed) {
+            backend::enter(self, self.backend(), config);
+            self.applied.set(config);
+        }
+    }
+
+    /// vmx_switch_vmcs(): the module's hook, then the other VMCS is current.
+    fn switch(&self, to_l2: bool) {
+        backend::vmcs_switch(self, self.backend());
+        self.guest_mode.set(to_l2);
+    }
+
+    /// The guest (L1 or L2) runs one WRMSR (or RDMSR): VM entry, the access,
+    /// VM exit. L1 passes the MSR through to L2, so L0 handles what exits.
+    fn guest_access(&self, config: Config, changed: bool, write: Option<u64>) -> u64 {
+        self.entry(config, changed);
+        let vmcs = self.cur().get();
         let mut msr = self.hw.get();
         let read;
-        if self.intercept.get() {
+        if vmcs.intercept {
             if let Some(x) = write {
                 self.kvm_set(config, x);
             }
             read = self.kvm_get();
         } else {
             if let Some(x) = write {
-                if self.virt.get() {
-                    self.shadow.set(x);
-                    msr = (msr & self.mask.get()) | (x & !self.mask.get());
+                if vmcs.virt {
+                    self.update_cur(|v| v.shadow = x);
+                    msr = (msr & vmcs.mask) | (x & !vmcs.mask);
                 } else {
                     msr = x;
                 }
             }
-            read = if self.virt.get() {
-                self.shadow.get()
+            read = if vmcs.virt {
+                self.cur().get().shadow
             } else {
                 msr
             };
@@ -144,6 +209,10 @@ enum Op {
     HostGet,
     Reset,
     Configure(u64, u64),
+    /// L1 enters L2 (VMLAUNCH/VMRESUME), or L2 exits to L1.
+    NestedSwitch,
+    /// L1 leaves VMX operation: KVM frees vmcs02; the next one is fresh.
+    FreeVmcs02,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -155,50 +224,97 @@ fn op() -> impl Strategy<Value = Op> {
         Just(Op::HostGet),
         Just(Op::Reset),
         (bits.clone(), bits).prop_map(|(m, v)| Op::Configure(m, v & m)),
+        Just(Op::NestedSwitch),
+        Just(Op::FreeVmcs02),
     ]
 }
 
+/// What the next VM entry runs with, checked on a copy so that states
+/// between a VMCS switch and the next entry stay reachable.
+fn check_next_entry(
+    sim: &Sim,
+    config: Config,
+    changed: bool,
+    guest: u64,
+) -> Result<(), TestCaseError> {
+    let next = sim.clone();
+    next.entry(config, changed);
+    prop_assert_eq!(next.hw.get(), config.effective(guest));
+    prop_assert_eq!(next.owned.get(), config.is_active());
+    let vmcs = next.cur().get();
+    if !next.owned.get() {
+        // Stock KVM: no control in the VMCS the guest runs with.
+        prop_assert!(!vmcs.virt, "control left on: {:?}", vmcs);
+    } else if next.backend() == Backend::VmxVirt {
+        prop_assert!(
+            vmcs.virt && vmcs.mask == config.mask() && vmcs.shadow == guest,
+            "{:?}",
+            vmcs
+        );
+    } else {
+        prop_assert!(vmcs.intercept, "owned but passed through: {:?}", vmcs);
+    }
+    Ok(())
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(ProptestConfig::with_cases(3000))]
 
     #[test]
     fn every_entry_enforces(
-        ops in proptest::collection::vec(op(), 1..60),
+        ops in proptest::collection::vec(op(), 1..80),
         intercept: bool,
     ) {
         let backend = if intercept { Backend::VmxIntercept } else { Backend::VmxVirt };
         let sim = Sim::new(backend);
         let mut config = Config::OFF;
+        // A configuration published since the vCPU's last entry.
+        let mut changed = true;
         let mut guest = 0u64;
         for op in ops {
             match op {
                 Op::GuestWrite(x) => {
-                    sim.guest_access(config, Some(x));
+                    sim.guest_access(config, changed, Some(x));
+                    changed = false;
                     guest = x;
                 }
-                Op::GuestRead => prop_assert_eq!(sim.guest_access(config, None), guest),
+                Op::GuestRead => {
+                    prop_assert_eq!(sim.guest_access(config, changed, None), guest);
+                    changed = false;
+                }
                 Op::HostSet(x) => {
                     sim.kvm_set(config, x);
                     guest = x;
                 }
                 Op::HostGet => prop_assert_eq!(sim.kvm_get(), guest),
                 Op::Reset => {
+                    if sim.guest_mode.get() {
+                        sim.switch(false); // vmx_leave_nested()
+                    }
                     sim.hw.set(0); // vmx_vcpu_reset()
-                    backend::reset(&sim, backend, config);
+                    backend::reset(&sim, backend, sim.applied.get());
                     guest = 0;
                 }
                 Op::Configure(m, v) => {
                     config = Config::new(m, v).unwrap();
-                    backend::apply(&sim, backend, config);
+                    changed = true;
+                }
+                Op::NestedSwitch => {
+                    let to_l2 = !sim.guest_mode.get();
+                    sim.switch(to_l2);
+                    if to_l2 {
+                        // nested_vmx_prepare_msr_bitmap(): L0's or L1's (pass-through).
+                        let l0 = sim.vmcs[0].get().intercept;
+                        sim.update(1, |v| v.intercept = l0);
+                    }
+                }
+                Op::FreeVmcs02 => {
+                    if !sim.guest_mode.get() {
+                        sim.vmcs[1].set(Vmcs::default());
+                    }
                 }
             }
-            // What the next VM entry loads into the hardware MSR.
-            prop_assert_eq!(sim.hw.get(), config.effective(guest), "after {:?}", op);
-            prop_assert_eq!(sim.owned.get(), config.is_active());
-            if sim.owned.get() {
-                // vmx-virt never exits for the MSR; the intercept backend always does.
-                prop_assert_eq!(sim.intercept.get(), backend == Backend::VmxIntercept);
-            }
+            check_next_entry(&sim, config, changed, guest)?;
         }
     }
 }
