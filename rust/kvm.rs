@@ -110,6 +110,14 @@ impl Vcpu {
         // valid for `'a` by the caller's guarantee.
         unsafe { &*ptr.cast() }
     }
+
+    /// A snapshot of the value KVM loads into IA32_SPEC_CTRL at VM entry,
+    /// while the vCPU may run on another CPU: for debug views only.
+    pub fn peek_hw(&self) -> u64 {
+        // SAFETY: `self.0` is a valid vCPU by the type invariant; the helper
+        // reads one u64 of it and allows the race with the vCPU's thread.
+        unsafe { bindings::kvm_spec_ctrl_peek_hw(self.0.get()) }
+    }
 }
 
 /// A vCPU loaded on the current CPU, in one of its own hooks: the state KVM
@@ -191,6 +199,12 @@ impl<'a> LoadedVcpu<'a> {
         // SAFETY: As for `set_virt`.
         unsafe { bindings::kvm_spec_ctrl_read_shadow(self.raw()) }
     }
+
+    /// Whether the vCPU runs a nested guest (L2): vmcs02 is current.
+    pub fn guest_mode(&self) -> bool {
+        // SAFETY: The vCPU is loaded on this CPU by the type invariant.
+        unsafe { bindings::kvm_spec_ctrl_guest_mode(self.raw()) }
+    }
 }
 
 /// A provider of IA32_SPEC_CTRL policy for KVM.
@@ -244,6 +258,11 @@ pub trait Provider: 'static {
     /// The vCPU is about to enter the guest, IRQs off. Must not sleep.
     fn vcpu_enter(_vcpu: &LoadedVcpu<'_>, _data: Borrowed<'_, Self::VcpuData>) {}
 
+    /// KVM is about to make another VMCS current (nested VM-entry or
+    /// VM-exit); the outgoing one is still current. Preemption off; must not
+    /// sleep.
+    fn vmcs_switch(_vcpu: &LoadedVcpu<'_>, _data: Borrowed<'_, Self::VcpuData>) {}
+
     /// Guest RDMSR or KVM_GET_MSRS of IA32_SPEC_CTRL, while owned.
     fn get_msr(
         _vcpu: &LoadedVcpu<'_>,
@@ -265,7 +284,7 @@ pub trait Provider: 'static {
     }
 
     /// Fill the vCPU's debugfs file. The vCPU may be running meanwhile.
-    fn vcpu_show(_data: Borrowed<'_, Self::VcpuData>, _m: &SeqFile) {}
+    fn vcpu_show(_vcpu: &Vcpu, _data: Borrowed<'_, Self::VcpuData>, _m: &SeqFile) {}
 }
 
 /// The registration of `T` as KVM's IA32_SPEC_CTRL provider; unregisters
@@ -500,6 +519,15 @@ impl<T: Provider> VTable<T> {
 
     /// # Safety
     ///
+    /// KVM calls it from `vmx_switch_vmcs()`, vCPU loaded, preemption off.
+    unsafe extern "C" fn vmcs_switch(vcpu: *mut bindings::kvm_vcpu, vcpu_priv: *mut c_void) {
+        // SAFETY: Loaded on this CPU, per the hook's contract.
+        let (v, data) = unsafe { Self::loaded(vcpu, vcpu_priv) };
+        T::vmcs_switch(&v, data)
+    }
+
+    /// # Safety
+    ///
     /// KVM calls it from its MSR emulation, vCPU loaded; `data` is valid for
     /// writes.
     unsafe extern "C" fn get_msr(
@@ -544,15 +572,17 @@ impl<T: Provider> VTable<T> {
     /// being read (KVM removes the file before destroying vCPUs); `m` is the
     /// seq_file of this read, used by this thread only.
     unsafe extern "C" fn vcpu_show(
-        _vcpu: *mut bindings::kvm_vcpu,
+        vcpu: *mut bindings::kvm_vcpu,
         vcpu_priv: *mut c_void,
         m: *mut bindings::seq_file,
     ) {
+        // SAFETY: The vCPU outlives its debugfs file, see the contract.
+        let v = unsafe { Vcpu::from_raw(vcpu) };
         // SAFETY: See the function's safety contract.
         let data = unsafe { T::VcpuData::borrow(vcpu_priv) };
         // SAFETY: `m` is valid and private to this call.
         let m = unsafe { SeqFile::from_raw(m) };
-        T::vcpu_show(data, m)
+        T::vcpu_show(v, data, m)
     }
 
     const VTABLE: bindings::kvm_spec_ctrl_provider = bindings::kvm_spec_ctrl_provider {
@@ -599,6 +629,11 @@ impl<T: Provider> VTable<T> {
         },
         vcpu_show: if T::HAS_VCPU_SHOW {
             Some(Self::vcpu_show)
+        } else {
+            None
+        },
+        vmcs_switch: if T::HAS_VMCS_SWITCH {
+            Some(Self::vmcs_switch)
         } else {
             None
         },

@@ -7,18 +7,19 @@
 //! each vCPU's VM-entry path through a backend ([`backend`]).
 //!
 //! Data flow of a VM-wide change: `KVM_ENABLE_CAP` on the VM fd ->
-//! [`ForceSpecCtrl::vm_enable_cap`] stores the configuration and bumps the
-//! VM's generation under the VM's lock, then kicks every vCPU and waits for
-//! them to leave guest mode -> each vCPU, in [`ForceSpecCtrl::vcpu_enter`]
-//! with IRQs off, sees a new generation and applies the configuration before
-//! it runs guest code again.
+//! [`ForceSpecCtrl::vm_enable_cap`] publishes the configuration in the VM's
+//! [`Latch`] (a new generation), then kicks every vCPU and waits for them to
+//! leave guest mode -> each vCPU, in [`ForceSpecCtrl::vcpu_enter`] with IRQs
+//! off, sees a new generation with one load and applies the configuration
+//! before it runs guest code again. A vCPU's own configuration takes the
+//! same way through the vCPU's latch.
 
 use kernel::{
     prelude::*,
     seq_file::{seq_print, SeqFile},
     sync::{
         atomic::{Acquire, Atomic, AtomicFlag, Relaxed, Release},
-        new_spinlock, Arc, ArcBorrow, SpinLock,
+        new_mutex, Arc, ArcBorrow, Mutex,
     },
     uaccess::{UserPtr, UserSlice},
 };
@@ -31,9 +32,11 @@ pub mod abi;
 pub mod backend;
 pub mod kvm;
 pub mod policy;
+pub mod protocol;
 
 use backend::VcpuHw;
 use policy::{Backend, Config, Request, Scope};
+use protocol::Latch;
 
 module! {
     type: Module,
@@ -90,51 +93,132 @@ fn host_backend() -> Backend {
     })
 }
 
+/// The kernel's atomics as the update protocol's words.
+impl protocol::Word for Atomic<u64> {
+    fn new(v: u64) -> Self {
+        Atomic::new(v)
+    }
+    fn load_acquire(&self) -> u64 {
+        self.load(Acquire)
+    }
+    fn load_relaxed(&self) -> u64 {
+        self.load(Relaxed)
+    }
+    fn store_release(&self, v: u64) {
+        self.store(v, Release)
+    }
+}
+
+/// A configuration as published in a latch: `[mask, value]`.
+fn config_words(c: Config) -> [u64; 2] {
+    [c.mask(), c.value()]
+}
+
+/// The configuration in a latch's words; a snapshot is only ever published
+/// from a valid [`Config`], so the fallback is unreachable.
+fn config_from(w: [u64; 2]) -> Config {
+    Config::new(w[0], w[1]).unwrap_or(Config::OFF)
+}
+
+/// A vCPU's own configuration as published: `[present, mask, value]`.
+fn own_words(c: Option<Config>) -> [u64; 3] {
+    match c {
+        Some(c) => [1, c.mask(), c.value()],
+        None => [0, 0, 0],
+    }
+}
+
+fn own_from(w: [u64; 3]) -> Option<Config> {
+    (w[0] != 0).then(|| config_from([w[1], w[2]]))
+}
+
 /// Per-VM state.
 #[pin_data]
 struct VmState {
     /// Host facts, fixed at VM creation.
     supported: u64,
     backend: Backend,
-    /// The VM-wide configuration; writers also bump `generation`.
+    /// The VM-wide configuration; read lock-free on the VM-entry path.
+    config: Latch<Atomic<u64>, 2>,
+    /// Serialises the writers of `config` (VM-fd `KVM_ENABLE_CAP`), across
+    /// publish and kick, so that changes reach the vCPUs in order.
     #[pin]
-    config: SpinLock<Config>,
-    /// Changes of `config`, so that a vCPU sees a change with one load.
-    generation: Atomic<u64>,
+    writer: Mutex<()>,
 }
 
-impl VmState {
-    /// The configuration and its generation, read consistently.
-    fn read(&self) -> (u64, Config) {
-        let config = self.config.lock();
-        (self.generation.load(Relaxed), *config)
+/// What a vCPU enforced at a VM entry: one snapshot for the debug view.
+#[derive(Clone, Copy, Default)]
+struct EntryRecord {
+    /// The VM generation and the own generation in force.
+    vm_generation: u64,
+    own_generation: u64,
+    /// The configuration enforced.
+    mask: u64,
+    value: u64,
+    /// The guest view and the value KVM loaded into IA32_SPEC_CTRL.
+    guest: u64,
+    effective: u64,
+    /// Whether the entry was into L2 (vmcs02 current).
+    guest_mode: u64,
+}
+
+impl EntryRecord {
+    const WORDS: usize = 7;
+
+    fn words(&self) -> [u64; Self::WORDS] {
+        [
+            self.vm_generation,
+            self.own_generation,
+            self.mask,
+            self.value,
+            self.guest,
+            self.effective,
+            self.guest_mode,
+        ]
+    }
+
+    fn from_words(w: [u64; Self::WORDS]) -> Self {
+        EntryRecord {
+            vm_generation: w[0],
+            own_generation: w[1],
+            mask: w[2],
+            value: w[3],
+            guest: w[4],
+            effective: w[5],
+            guest_mode: w[6],
+        }
     }
 }
 
-/// The generation a vCPU has never applied.
-const NEVER: u64 = u64::MAX;
-
-/// Per-vCPU state. Written only by the vCPU's own thread (hooks with the vCPU
-/// loaded, serialised by KVM's vcpu->mutex or running inside KVM_RUN);
-/// atomics so that the debug view can read it from any task.
+/// Per-vCPU state.
+///
+/// # Invariants
+///
+/// Everything but the latches' readers is touched only by the vCPU's own
+/// thread, in hooks with the vCPU loaded (serialised by KVM's vcpu->mutex or
+/// running inside KVM_RUN); the fields are atomics so that the debug view
+/// can read them from any task. `record` is written only by the entry hook,
+/// `own_config` only by the vCPU's own `KVM_ENABLE_CAP`.
 #[pin_data]
 struct VcpuState {
     vm: Arc<VmState>,
     /// The vCPU's own configuration (contract item 5), if any.
-    #[pin]
-    own_config: SpinLock<Option<Config>>,
-    /// The VM generation applied, or [`NEVER`] to force the slow path.
-    applied_generation: Atomic<u64>,
-    /// Whether the module owns the vCPU's IA32_SPEC_CTRL (forces bits).
-    owned: AtomicFlag,
-    /// The guest view, for the intercept backends.
-    sw_view: Atomic<u64>,
-    /// What is enforced now (debug view).
+    own_config: Latch<Atomic<u64>, 3>,
+    /// The VM and own generations the vCPU applied.
+    seen_vm: Atomic<u64>,
+    seen_own: Atomic<u64>,
+    /// The configuration applied (backend calls between entries use it).
     applied_mask: Atomic<u64>,
     applied_value: Atomic<u64>,
-    /// The guest view and hardware value at the last VM entry (debug view).
-    last_guest: Atomic<u64>,
-    last_effective: Atomic<u64>,
+    /// Whether the module owns the vCPU's IA32_SPEC_CTRL (forces bits).
+    owned: AtomicFlag,
+    /// The guest view when it lives in software.
+    sw_view: Atomic<u64>,
+    /// Whether the current VMCS was programmed since it became current.
+    programmed: AtomicFlag,
+    /// The last VM entry that changed or enforced something (debug view).
+    record: Latch<Atomic<u64>, { EntryRecord::WORDS }>,
+    /// VM entries so far; incremented after `record` is published.
     entries: Atomic<u64>,
 }
 
@@ -142,16 +226,15 @@ struct VcpuState {
 /// next to them.
 struct Hw<'a> {
     vcpu: &'a kvm::LoadedVcpu<'a>,
-    owned: &'a AtomicFlag,
-    sw_view: &'a Atomic<u64>,
+    state: &'a VcpuState,
 }
 
 impl VcpuHw for Hw<'_> {
     fn owned(&self) -> bool {
-        self.owned.load(Relaxed)
+        self.state.owned.load(Relaxed)
     }
     fn own(&self, own: bool) {
-        self.owned.store(own, Relaxed);
+        self.state.owned.store(own, Relaxed);
         self.vcpu.own(own);
     }
     fn hw(&self) -> u64 {
@@ -173,20 +256,22 @@ impl VcpuHw for Hw<'_> {
         self.vcpu.read_shadow()
     }
     fn sw_view(&self) -> u64 {
-        self.sw_view.load(Relaxed)
+        self.state.sw_view.load(Relaxed)
     }
     fn set_sw_view(&self, value: u64) {
-        self.sw_view.store(value, Relaxed)
+        self.state.sw_view.store(value, Relaxed)
+    }
+    fn vmcs_programmed(&self) -> bool {
+        self.state.programmed.load(Relaxed)
+    }
+    fn set_vmcs_programmed(&self, programmed: bool) {
+        self.state.programmed.store(programmed, Relaxed)
     }
 }
 
 impl VcpuState {
     fn hw<'a>(&'a self, vcpu: &'a kvm::LoadedVcpu<'a>) -> Hw<'a> {
-        Hw {
-            vcpu,
-            owned: &self.owned,
-            sw_view: &self.sw_view,
-        }
+        Hw { vcpu, state: self }
     }
 
     /// The configuration enforced now.
@@ -197,20 +282,37 @@ impl VcpuState {
         )
         .unwrap_or(Config::OFF)
     }
+
+    /// Publish what this entry enforces.
+    fn record(&self, hw: &Hw<'_>, backend: Backend) {
+        let r = EntryRecord {
+            vm_generation: self.seen_vm.load(Relaxed),
+            own_generation: self.seen_own.load(Relaxed),
+            mask: self.applied_mask.load(Relaxed),
+            value: self.applied_value.load(Relaxed),
+            guest: backend::guest_view(hw, backend),
+            effective: hw.hw(),
+            guest_mode: u64::from(hw.vcpu.guest_mode()),
+        };
+        self.record.publish(r.words());
+    }
 }
 
 struct ForceSpecCtrl;
 
 impl ForceSpecCtrl {
-    /// Bring the vCPU's enforcement up to date: the vCPU's own
-    /// configuration, else the VM's.
-    fn apply(vcpu: &kvm::LoadedVcpu<'_>, state: &VcpuState) {
-        let (generation, vm_config) = state.vm.read();
-        let config = state.own_config.lock().unwrap_or(vm_config);
-        backend::apply(&state.hw(vcpu), state.vm.backend, config);
+    /// The slow path of the entry hook: bring the vCPU's enforcement, in the
+    /// current VMCS, up to date with the vCPU's own configuration, else the
+    /// VM's.
+    fn apply(hw: &Hw<'_>, state: &VcpuState) {
+        let (vm_generation, vm_config) = state.vm.config.read();
+        let (own_generation, own) = state.own_config.read();
+        let config = own_from(own).unwrap_or(config_from(vm_config));
+        backend::enter(hw, state.vm.backend, config);
         state.applied_mask.store(config.mask(), Relaxed);
         state.applied_value.store(config.value(), Relaxed);
-        state.applied_generation.store(generation, Release);
+        state.seen_vm.store(vm_generation, Relaxed);
+        state.seen_own.store(own_generation, Relaxed);
     }
 }
 
@@ -238,8 +340,8 @@ impl kvm::Provider for ForceSpecCtrl {
             pin_init!(VmState {
                 supported: host_supported(),
                 backend: host_backend(),
-                config <- new_spinlock!(Config::OFF, "VmState::config"),
-                generation: Atomic::new(0),
+                config: Latch::new(config_words(Config::OFF)),
+                writer <- new_mutex!((), "VmState::writer"),
             }),
             GFP_KERNEL,
         )
@@ -253,14 +355,8 @@ impl kvm::Provider for ForceSpecCtrl {
         if config.is_active() && state.backend == Backend::None {
             return Err(EOPNOTSUPP);
         }
-        {
-            let mut current = state.config.lock();
-            *current = config;
-            let generation = state.generation.load(Relaxed);
-            state
-                .generation
-                .store(generation.wrapping_add(1) % NEVER, Release);
-        }
+        let _writer = state.writer.lock();
+        state.config.publish(config_words(config));
         // Contract item 4: on return, no vCPU runs under the old configuration.
         vm.kick_all_vcpus();
         Ok(())
@@ -270,14 +366,15 @@ impl kvm::Provider for ForceSpecCtrl {
         KBox::pin_init(
             pin_init!(VcpuState {
                 vm: vm.into(),
-                own_config <- new_spinlock!(None, "VcpuState::own_config"),
-                applied_generation: Atomic::new(NEVER),
-                owned: AtomicFlag::new(false),
-                sw_view: Atomic::new(0),
+                own_config: Latch::new(own_words(None)),
+                seen_vm: Atomic::new(0),
+                seen_own: Atomic::new(0),
                 applied_mask: Atomic::new(0),
                 applied_value: Atomic::new(0),
-                last_guest: Atomic::new(0),
-                last_effective: Atomic::new(0),
+                owned: AtomicFlag::new(false),
+                sw_view: Atomic::new(0),
+                programmed: AtomicFlag::new(false),
+                record: Latch::new(EntryRecord::default().words()),
                 entries: Atomic::new(0),
             }),
             GFP_KERNEL,
@@ -285,7 +382,7 @@ impl kvm::Provider for ForceSpecCtrl {
     }
 
     fn vcpu_enable_cap(
-        vcpu: &kvm::LoadedVcpu<'_>,
+        _vcpu: &kvm::LoadedVcpu<'_>,
         state: Pin<&VcpuState>,
         args: &[u64; 4],
     ) -> Result {
@@ -297,10 +394,10 @@ impl kvm::Provider for ForceSpecCtrl {
         if own.is_some_and(|c| c.is_active()) && state.vm.backend == Backend::None {
             return Err(EOPNOTSUPP);
         }
-        *state.own_config.lock() = own;
-        // The vCPU is in this ioctl, not in the guest: apply it now, so
-        // that the guest never runs under the previous configuration.
-        Self::apply(vcpu, &state);
+        // The vCPU is in this ioctl, not in the guest (KVM holds its mutex),
+        // so it applies the change at its next entry: contract item 5 needs
+        // no kick.
+        state.own_config.publish(own_words(own));
         Ok(())
     }
 
@@ -310,15 +407,26 @@ impl kvm::Provider for ForceSpecCtrl {
     }
 
     fn vcpu_enter(vcpu: &kvm::LoadedVcpu<'_>, state: Pin<&VcpuState>) {
-        if state.applied_generation.load(Relaxed) != state.vm.generation.load(Acquire) {
-            Self::apply(vcpu, &state);
-        }
+        // The fast path: two loads and compares, nothing else while the
+        // module does not own the MSR.
+        let changed = state.vm.config.generation() != state.seen_vm.load(Relaxed)
+            || state.own_config.generation() != state.seen_own.load(Relaxed);
         let hw = state.hw(vcpu);
+        if backend::needs_enter(&hw, changed) {
+            Self::apply(&hw, &state);
+            state.record(&hw, state.vm.backend);
+        } else if hw.owned() {
+            // Guest writes change the view and hardware value without exits.
+            state.record(&hw, state.vm.backend);
+        }
+        // After the record: a reader that sees the count sees the record.
         state
-            .last_guest
-            .store(backend::guest_view(&hw, state.vm.backend), Relaxed);
-        state.last_effective.store(hw.hw(), Relaxed);
-        state.entries.fetch_add(1, Relaxed);
+            .entries
+            .store(state.entries.load(Relaxed).wrapping_add(1), Release);
+    }
+
+    fn vmcs_switch(vcpu: &kvm::LoadedVcpu<'_>, state: Pin<&VcpuState>) {
+        backend::vmcs_switch(&state.hw(vcpu), state.vm.backend);
     }
 
     fn get_msr(
@@ -342,27 +450,39 @@ impl kvm::Provider for ForceSpecCtrl {
         }
     }
 
-    fn vcpu_show(state: Pin<&VcpuState>, m: &SeqFile) {
-        let (generation, vm_config) = state.vm.read();
-        let own = *state.own_config.lock();
+    fn vcpu_show(vcpu: &kvm::Vcpu, state: Pin<&VcpuState>, m: &SeqFile) {
+        // Entries first: the record read next is at least that recent.
+        let entries = state.entries.load(Acquire);
+        let (_, record) = state.record.read();
+        let r = EntryRecord::from_words(record);
+        let (vm_generation, vm_config) = state.vm.config.read();
+        let vm_config = config_from(vm_config);
+        let (own_generation, own) = state.own_config.read();
+        let (guest, effective) = if r.mask == 0 {
+            // Not forcing: the vCPU is KVM's, whose value is the guest's;
+            // the entry path records nothing then, to stay cheap.
+            let v = vcpu.peek_hw();
+            (v, v)
+        } else {
+            (r.guest, r.effective)
+        };
         seq_print!(m, "backend: {}\n", state.vm.backend.name());
         seq_print!(m, "supported: {:#x}\n", state.vm.supported);
         seq_print!(m, "vm_mask: {:#x}\n", vm_config.mask());
         seq_print!(m, "vm_value: {:#x}\n", vm_config.value());
-        seq_print!(m, "vm_generation: {}\n", generation);
-        match own {
+        seq_print!(m, "vm_generation: {}\n", vm_generation);
+        match own_from(own) {
             Some(c) => seq_print!(m, "vcpu_override: {:#x} {:#x}\n", c.mask(), c.value()),
             None => seq_print!(m, "vcpu_override: none\n"),
         }
-        seq_print!(m, "mask: {:#x}\n", state.applied_mask.load(Relaxed));
-        seq_print!(m, "value: {:#x}\n", state.applied_value.load(Relaxed));
-        seq_print!(
-            m,
-            "applied_generation: {}\n",
-            state.applied_generation.load(Relaxed)
-        );
-        seq_print!(m, "guest: {:#x}\n", state.last_guest.load(Relaxed));
-        seq_print!(m, "effective: {:#x}\n", state.last_effective.load(Relaxed));
-        seq_print!(m, "entries: {}\n", state.entries.load(Relaxed));
+        seq_print!(m, "vcpu_generation: {}\n", own_generation);
+        seq_print!(m, "mask: {:#x}\n", r.mask);
+        seq_print!(m, "value: {:#x}\n", r.value);
+        seq_print!(m, "applied_generation: {}\n", r.vm_generation);
+        seq_print!(m, "applied_vcpu_generation: {}\n", r.own_generation);
+        seq_print!(m, "guest: {:#x}\n", guest);
+        seq_print!(m, "effective: {:#x}\n", effective);
+        seq_print!(m, "guest_mode: {}\n", r.guest_mode);
+        seq_print!(m, "entries: {}\n", entries);
     }
 }
