@@ -28,4 +28,6 @@ expect "VM entry of a 5-level guest panics on a 4-level host (erratum 2)" 0002 b
 	'VMENTER CR4 is broken'
 expect "VM entry with APICv fails (erratum 3)" 0003 bochs-spr-4level no5lvl \
 	'Posted Interrupt Descriptor phy addr malformed'
+expect "host interrupts do not exit a guest running with IF=0 (erratum 5)" 0004 bochs-spr-4level no5lvl \
+	'not ok [0-9]+ 0 host-interrupt exits'
 exit $rc
