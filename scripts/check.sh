@@ -80,6 +80,9 @@ boot bochs-spr-4level "$logs/bochs-spr-4level.serial"
 # Bochs tigerlake: VMX without the control, the intercept backend.
 step boot-bochs-tgl "$KFSC_ROOT/scripts/bochs-run.sh" bochs-tgl tigerlake "$logs"
 boot bochs-tgl "$logs/bochs-tgl.serial"
+# 3 CPUs: configuration changes while vCPUs run (contract item 4).
+step boot-bochs-spr-smp env KFSC_BOCHS_CPUS=3 "$KFSC_ROOT/scripts/bochs-run.sh" bochs-spr-smp sapphire_rapids "$logs"
+boot bochs-spr-smp "$logs/bochs-spr-smp.serial"
 # kmemleak=on: module life cycles with VMs, then a leak scan.
 step boot-bochs-spr-lifecycle "$KFSC_ROOT/scripts/bochs-run.sh" bochs-spr-lifecycle sapphire_rapids "$logs" kmemleak=on
 boot bochs-spr-lifecycle "$logs/bochs-spr-lifecycle.serial"

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <stddef.h>
 #include <unistd.h>
 
 #include <linux/kvm_force_spec_ctrl.h>
@@ -103,6 +105,63 @@ static inline __u64 fsc_next_entry_effective(struct kvm_vcpu *vcpu)
 {
 	fsc_sync(vcpu);
 	return fsc_debug_u64(vcpu, "effective");
+}
+
+/* The numeric fields of one read of the debug view, one snapshot. */
+struct fsc_view {
+	__u64 vm_generation;
+	__u64 applied_generation;
+	__u64 mask, value;
+	__u64 guest, effective;
+	__u64 guest_mode;
+	__u64 entries;
+};
+
+static inline void fsc_read_view(struct kvm_vcpu *vcpu, struct fsc_view *v)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} fields[] = {
+		{ "vm_generation", offsetof(struct fsc_view, vm_generation) },
+		{ "applied_generation", offsetof(struct fsc_view, applied_generation) },
+		{ "mask", offsetof(struct fsc_view, mask) },
+		{ "value", offsetof(struct fsc_view, value) },
+		{ "guest", offsetof(struct fsc_view, guest) },
+		{ "effective", offsetof(struct fsc_view, effective) },
+		{ "guest_mode", offsetof(struct fsc_view, guest_mode) },
+		{ "entries", offsetof(struct fsc_view, entries) },
+	};
+	char path[128], buf[1024], *line, *save;
+	unsigned int seen = 0, i;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/kvm/%d-%d/vcpu%u/force_spec_ctrl",
+		 getpid(), vcpu->vm->fd, vcpu->id);
+	fd = open(path, O_RDONLY);
+	TEST_ASSERT(fd >= 0, "open %s: %s", path, strerror(errno));
+	/*
+	 * One read(), one call of the module's show function: it reads
+	 * "entries" before the record of the last entry, so the record is at
+	 * least as recent as the count.
+	 */
+	n = read(fd, buf, sizeof(buf) - 1);
+	TEST_ASSERT(n > 0, "read %s: %s", path, strerror(errno));
+	close(fd);
+	buf[n] = 0;
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		for (i = 0; i < ARRAY_SIZE(fields); i++) {
+			size_t len = strlen(fields[i].name);
+
+			if (!strncmp(line, fields[i].name, len) && line[len] == ':') {
+				*(__u64 *)((char *)v + fields[i].off) = strtoull(line + len + 1, NULL, 0);
+				seen |= 1u << i;
+			}
+		}
+	}
+	TEST_ASSERT(seen == (1u << ARRAY_SIZE(fields)) - 1,
+		    "%s lacks fields (seen 0x%x)", path, seen);
 }
 
 /* The debug view's backend line, e.g. "vmx-virt". */

@@ -92,6 +92,7 @@ forcing_tests() {
 	t "$backend: exits_test" 600 "$T"/force_spec_ctrl_exits_test
 	t "$backend: reset_test" 300 "$T"/force_spec_ctrl_reset_test
 	t "$backend: override_test" 300 "$T"/force_spec_ctrl_override_test
+	t "$backend: nested_test" 300 "$T"/force_spec_ctrl_nested_test
 	unset FSC_BACKEND
 	rmmod_fsc
 }
