@@ -200,6 +200,15 @@ impl<'a> LoadedVcpu<'a> {
         unsafe { bindings::kvm_spec_ctrl_read_shadow(self.raw()) }
     }
 
+    /// Have [`Provider::vcpu_enter`] called before every VM entry (`true`),
+    /// or only after the events that change the provider's state: vCPU
+    /// creation, `KVM_ENABLE_CAP`, [`Vm::kick_all_vcpus`], a VMCS switch.
+    pub fn set_enter_always(&self, always: bool) {
+        // SAFETY: The vCPU is loaded on this CPU by the type invariant; the
+        // flag is only read by the vCPU's own entry path.
+        unsafe { bindings::kvm_spec_ctrl_enter_always(self.raw(), always) }
+    }
+
     /// Whether the vCPU runs a nested guest (L2): vmcs02 is current.
     pub fn guest_mode(&self) -> bool {
         // SAFETY: The vCPU is loaded on this CPU by the type invariant.
@@ -255,7 +264,10 @@ pub trait Provider: 'static {
     /// The vCPU was reset (`init_event`: by INIT, else by RESET).
     fn vcpu_reset(_vcpu: &LoadedVcpu<'_>, _data: Borrowed<'_, Self::VcpuData>, _init_event: bool) {}
 
-    /// The vCPU is about to enter the guest, IRQs off. Must not sleep.
+    /// The vCPU is about to enter the guest, IRQs off. Must not sleep. KVM
+    /// calls it before the first entry, after the events that change the
+    /// provider's state, and before every entry while
+    /// [`LoadedVcpu::set_enter_always`] asks for it.
     fn vcpu_enter(_vcpu: &LoadedVcpu<'_>, _data: Borrowed<'_, Self::VcpuData>) {}
 
     /// KVM is about to make another VMCS current (nested VM-entry or

@@ -218,7 +218,9 @@ struct VcpuState {
     programmed: AtomicFlag,
     /// The last VM entry that changed or enforced something (debug view).
     record: Latch<Atomic<u64>, { EntryRecord::WORDS }>,
-    /// VM entries so far; incremented after `record` is published.
+    /// VM entries that ran the entry hook (every entry while forcing, else
+    /// the first after each change); incremented after `record` is
+    /// published.
     entries: Atomic<u64>,
 }
 
@@ -395,8 +397,8 @@ impl kvm::Provider for ForceSpecCtrl {
             return Err(EOPNOTSUPP);
         }
         // The vCPU is in this ioctl, not in the guest (KVM holds its mutex),
-        // so it applies the change at its next entry: contract item 5 needs
-        // no kick.
+        // and KVM runs the entry hook before its next entry, which applies
+        // the change: contract item 5 needs no kick.
         state.own_config.publish(own_words(own));
         Ok(())
     }
@@ -407,14 +409,16 @@ impl kvm::Provider for ForceSpecCtrl {
     }
 
     fn vcpu_enter(vcpu: &kvm::LoadedVcpu<'_>, state: Pin<&VcpuState>) {
-        // The fast path: two loads and compares, nothing else while the
-        // module does not own the MSR.
+        // KVM calls this after the events that may change the configuration
+        // or the current VMCS, and, while the module forces bits, before
+        // every entry, to record it for the debug view.
         let changed = state.vm.config.generation() != state.seen_vm.load(Relaxed)
             || state.own_config.generation() != state.seen_own.load(Relaxed);
         let hw = state.hw(vcpu);
         if backend::needs_enter(&hw, changed) {
             Self::apply(&hw, &state);
             state.record(&hw, state.vm.backend);
+            vcpu.set_enter_always(hw.owned());
         } else if hw.owned() {
             // Guest writes change the view and hardware value without exits.
             state.record(&hw, state.vm.backend);
