@@ -218,6 +218,10 @@ struct VcpuState {
     programmed: AtomicFlag,
     /// The last VM entry that changed or enforced something (debug view).
     record: Latch<Atomic<u64>, { EntryRecord::WORDS }>,
+    /// The guest view and the value loaded in `record`, to publish a new
+    /// record only when an entry differs.
+    recorded_guest: Atomic<u64>,
+    recorded_effective: Atomic<u64>,
     /// VM entries that ran the entry hook (every entry while forcing, else
     /// the first after each change); incremented after `record` is
     /// published.
@@ -285,15 +289,27 @@ impl VcpuState {
         .unwrap_or(Config::OFF)
     }
 
-    /// Publish what this entry enforces.
-    fn record(&self, hw: &Hw<'_>, backend: Backend) {
+    /// Publish what this entry enforces; unless `always`, only if the guest
+    /// view or the value loaded differ from the last record (the rest only
+    /// changes on the slow path, which passes `always`).
+    fn record(&self, hw: &Hw<'_>, backend: Backend, always: bool) {
+        let guest = backend::guest_view(hw, backend);
+        let effective = hw.hw();
+        if !always
+            && guest == self.recorded_guest.load(Relaxed)
+            && effective == self.recorded_effective.load(Relaxed)
+        {
+            return;
+        }
+        self.recorded_guest.store(guest, Relaxed);
+        self.recorded_effective.store(effective, Relaxed);
         let r = EntryRecord {
             vm_generation: self.seen_vm.load(Relaxed),
             own_generation: self.seen_own.load(Relaxed),
             mask: self.applied_mask.load(Relaxed),
             value: self.applied_value.load(Relaxed),
-            guest: backend::guest_view(hw, backend),
-            effective: hw.hw(),
+            guest,
+            effective,
             guest_mode: u64::from(hw.vcpu.guest_mode()),
         };
         self.record.publish(r.words());
@@ -377,6 +393,8 @@ impl kvm::Provider for ForceSpecCtrl {
                 sw_view: Atomic::new(0),
                 programmed: AtomicFlag::new(false),
                 record: Latch::new(EntryRecord::default().words()),
+                recorded_guest: Atomic::new(0),
+                recorded_effective: Atomic::new(0),
                 entries: Atomic::new(0),
             }),
             GFP_KERNEL,
@@ -417,11 +435,11 @@ impl kvm::Provider for ForceSpecCtrl {
         let hw = state.hw(vcpu);
         if backend::needs_enter(&hw, changed) {
             Self::apply(&hw, &state);
-            state.record(&hw, state.vm.backend);
+            state.record(&hw, state.vm.backend, true);
             vcpu.set_enter_always(hw.owned());
         } else if hw.owned() {
             // Guest writes change the view and hardware value without exits.
-            state.record(&hw, state.vm.backend);
+            state.record(&hw, state.vm.backend, false);
         }
         // After the record: a reader that sees the count sees the record.
         state
