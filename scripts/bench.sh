@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# make bench: boots Bochs sapphire_rapids (3 CPUs: vmx-virt, vmx-intercept)
-# and tigerlake (vmx-intercept), runs the benchmark programs in each, prints
-# three tables. Figures are guest-measured TSC cycles (Bochs' TSC counts
+# make bench: boots Bochs sapphire_rapids (vmx-virt, vmx-intercept) and
+# tigerlake (vmx-intercept) with one CPU each, and sapphire_rapids with 3
+# CPUs for the kicks, runs the benchmark programs, prints three tables. Figures are guest-measured TSC cycles (Bochs' TSC counts
 # emulated work), VM exits from KVM's stats and IPIs from /proc/interrupts.
 # Not a test: it fails only if a benchmark could not run.
 source "$(dirname "$0")/lib.sh"
 logs=$KFSC_ROOT/out/bench
 kfsc_prepare "$logs"
-for run in sapphire_rapids:3 tigerlake:1; do
-	model=${run%:*}
-	KFSC_BOCHS_CPUS=${run#*:} KFSC_RUN_TAG=$model \
-		"$KFSC_ROOT/scripts/bochs-run.sh" bench "$model" "$logs" "kfsc.label=$model"
-	"$KFSC_ROOT/scripts/parse-results.sh" "$logs/bench-$model.serial" "bench-$model" >/dev/null ||
-		die "benchmark failed on $model; serial log: $logs/bench-$model.serial"
+rm -f "$logs"/bench*.serial
+for run in bench:sapphire_rapids:1 bench:tigerlake:1 bench-kicks:sapphire_rapids:3; do
+	IFS=: read -r suite model cpus <<<"$run"
+	KFSC_BOCHS_CPUS=$cpus KFSC_RUN_TAG=$model \
+		"$KFSC_ROOT/scripts/bochs-run.sh" "$suite" "$model" "$logs" "kfsc.label=$model"
+	serial=$logs/$suite-$model.serial
+	"$KFSC_ROOT/scripts/parse-results.sh" "$serial" "$suite-$model" >/dev/null ||
+		die "benchmark failed on $model; serial log: $serial"
 done
 # lines TAG: the key=value lines of that tag, one shell assignment list each.
 lines() {
