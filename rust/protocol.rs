@@ -79,16 +79,18 @@ impl<W: Word, const N: usize> Latch<W, N> {
 
     /// Publish `snapshot`; returns its generation.
     ///
-    /// Writers must be serialised by the caller (the module: the VM's
-    /// configuration mutex, the vCPU's own thread); concurrent writers could
-    /// fill the same copy.
+    /// Writers must be serialised by the caller (the module: the VM's mutex
+    /// for the VM-wide configuration, KVM's vCPU mutex for a vCPU's own, the
+    /// vCPU's thread for its entry record); concurrent writers could fill
+    /// the same copy.
     pub fn publish(&self, snapshot: [u64; N]) -> u64 {
         // Only writers change the generation, and they are serialised.
         let next = self.generation.load_relaxed().wrapping_add(1);
         let copy = &self.copies[(next % 2) as usize];
         // Release on each word: a reader that loads one of these values (with
-        // acquire) also sees the generation store that directed readers away
-        // from this copy, so its closing generation check fails and it retries.
+        // acquire) also sees the previous publish's generation store, which
+        // directed readers away from this copy and precedes these stores
+        // (writers are serialised), so its closing check fails and it retries.
         for (word, v) in copy.iter().zip(snapshot) {
             word.store_release(v);
         }
