@@ -93,6 +93,7 @@ forcing_tests() {
 	t "$backend: reset_test" 300 "$T"/force_spec_ctrl_reset_test
 	t "$backend: override_test" 300 "$T"/force_spec_ctrl_override_test
 	t "$backend: nested_test" 300 "$T"/force_spec_ctrl_nested_test
+	t "$backend: nocpuid_test" 300 "$T"/force_spec_ctrl_nocpuid_test
 	unset FSC_BACKEND
 	rmmod_fsc
 }
