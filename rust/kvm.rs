@@ -120,14 +120,16 @@ impl Vcpu {
     }
 }
 
-/// A vCPU loaded on the current CPU, in one of its own hooks: the state KVM
-/// keeps for the running guest (VMCS, MSR bitmap, the value loaded into
-/// IA32_SPEC_CTRL) may be read and written.
+/// A vCPU loaded by the current task (`vcpu_load()`), in one of its own
+/// hooks: the state KVM keeps for the running guest (VMCS, MSR bitmap, the
+/// value loaded into IA32_SPEC_CTRL) may be read and written. Some hooks are
+/// preemptible; KVM's preempt notifiers then keep the vCPU's VMCS current on
+/// whatever CPU the task runs, and every access goes through a KVM helper.
 ///
 /// # Invariants
 ///
 /// Only [`VTable`] trampolines of hooks that KVM calls with the vCPU loaded
-/// on this CPU create a `LoadedVcpu`, and it cannot outlive the hook.
+/// by the current task create a `LoadedVcpu`, and it cannot outlive the hook.
 pub struct LoadedVcpu<'a> {
     vcpu: &'a Vcpu,
     _not_send: PhantomData<*mut ()>,
@@ -136,7 +138,7 @@ pub struct LoadedVcpu<'a> {
 impl<'a> LoadedVcpu<'a> {
     /// # Safety
     ///
-    /// The vCPU must be loaded on the current CPU for the whole lifetime `'a`.
+    /// The vCPU must be loaded by the current task for the whole lifetime `'a`.
     unsafe fn new(vcpu: &'a Vcpu) -> Self {
         LoadedVcpu {
             vcpu,
@@ -154,34 +156,34 @@ impl<'a> LoadedVcpu<'a> {
     /// [`LoadedVcpu::set_hw`] value. On release KVM takes the last
     /// [`LoadedVcpu::set_hw`] value as the guest's.
     pub fn own(&self, own: bool) {
-        // SAFETY: The vCPU is loaded on this CPU by the type invariant.
+        // SAFETY: The vCPU is loaded by this task by the type invariant.
         unsafe { bindings::kvm_spec_ctrl_own(self.raw(), own) }
     }
 
     /// The value KVM loads into IA32_SPEC_CTRL at VM entry; while the guest
     /// may write the MSR without exits, KVM refreshes it at every VM exit.
     pub fn hw(&self) -> u64 {
-        // SAFETY: The vCPU is loaded on this CPU by the type invariant.
+        // SAFETY: The vCPU is loaded by this task by the type invariant.
         unsafe { bindings::kvm_spec_ctrl_get_hw(self.raw()) }
     }
 
     /// Set the value KVM loads into IA32_SPEC_CTRL at the next VM entry.
     pub fn set_hw(&self, value: u64) {
-        // SAFETY: The vCPU is loaded on this CPU by the type invariant.
+        // SAFETY: The vCPU is loaded by this task by the type invariant.
         unsafe { bindings::kvm_spec_ctrl_set_hw(self.raw(), value) }
     }
 
     /// Intercept (or pass through) guest RDMSR/WRMSR of IA32_SPEC_CTRL.
     /// Only while owned.
     pub fn set_intercept(&self, intercept: bool) {
-        // SAFETY: The vCPU is loaded on this CPU by the type invariant.
+        // SAFETY: The vCPU is loaded by this task by the type invariant.
         unsafe { bindings::kvm_spec_ctrl_set_intercept(self.raw(), intercept) }
     }
 
     /// Turn VMX "virtualize IA32_SPEC_CTRL" on or off in the current VMCS.
     /// Only if [`has_virt`].
     pub fn set_virt(&self, enable: bool) {
-        // SAFETY: The vCPU is loaded on this CPU by the type invariant, so
+        // SAFETY: The vCPU is loaded by this task by the type invariant, so
         // its current VMCS is loaded here.
         unsafe { bindings::kvm_spec_ctrl_set_virt(self.raw(), enable) }
     }
@@ -204,14 +206,14 @@ impl<'a> LoadedVcpu<'a> {
     /// or only after the events that change the provider's state: vCPU
     /// creation, `KVM_ENABLE_CAP`, [`Vm::kick_all_vcpus`], a VMCS switch.
     pub fn set_enter_always(&self, always: bool) {
-        // SAFETY: The vCPU is loaded on this CPU by the type invariant; the
+        // SAFETY: The vCPU is loaded by this task by the type invariant; the
         // flag is only read by the vCPU's own entry path.
         unsafe { bindings::kvm_spec_ctrl_enter_always(self.raw(), always) }
     }
 
     /// Whether the vCPU runs a nested guest (L2): vmcs02 is current.
     pub fn guest_mode(&self) -> bool {
-        // SAFETY: The vCPU is loaded on this CPU by the type invariant.
+        // SAFETY: The vCPU is loaded by this task by the type invariant.
         unsafe { bindings::kvm_spec_ctrl_guest_mode(self.raw()) }
     }
 }
@@ -464,7 +466,7 @@ impl<T: Provider> VTable<T> {
     ///
     /// # Safety
     ///
-    /// `vcpu` is a vCPU of a bound VM, loaded on this CPU until `'a` ends;
+    /// `vcpu` is a vCPU of a bound VM, loaded by this task until `'a` ends;
     /// `vcpu_priv` is its data from `vcpu_create`.
     unsafe fn loaded<'a>(
         vcpu: *mut bindings::kvm_vcpu,
@@ -475,7 +477,7 @@ impl<T: Provider> VTable<T> {
         // SAFETY: `vcpu_priv` came from `into_foreign` in `vcpu_create`, and
         // `vcpu_destroy` cannot run while one of the vCPU's hooks runs.
         let data = unsafe { T::VcpuData::borrow(vcpu_priv) };
-        // SAFETY: Loaded on this CPU by the caller's guarantee.
+        // SAFETY: Loaded by this task by the caller's guarantee.
         (unsafe { LoadedVcpu::new(v) }, data)
     }
 
@@ -502,7 +504,7 @@ impl<T: Provider> VTable<T> {
         vcpu_priv: *mut c_void,
         _cpu: c_int,
     ) {
-        // SAFETY: Loaded on this CPU, per the hook's contract.
+        // SAFETY: Loaded by this task, per the hook's contract.
         let (v, data) = unsafe { Self::loaded(vcpu, vcpu_priv) };
         T::vcpu_load(&v, data)
     }
@@ -515,7 +517,7 @@ impl<T: Provider> VTable<T> {
         vcpu_priv: *mut c_void,
         init_event: bool,
     ) {
-        // SAFETY: Loaded on this CPU, per the hook's contract.
+        // SAFETY: Loaded by this task, per the hook's contract.
         let (v, data) = unsafe { Self::loaded(vcpu, vcpu_priv) };
         T::vcpu_reset(&v, data, init_event)
     }
@@ -524,7 +526,7 @@ impl<T: Provider> VTable<T> {
     ///
     /// KVM calls it on the VM-entry path, vCPU loaded, IRQs off.
     unsafe extern "C" fn vcpu_enter(vcpu: *mut bindings::kvm_vcpu, vcpu_priv: *mut c_void) {
-        // SAFETY: Loaded on this CPU, per the hook's contract.
+        // SAFETY: Loaded by this task, per the hook's contract.
         let (v, data) = unsafe { Self::loaded(vcpu, vcpu_priv) };
         T::vcpu_enter(&v, data)
     }
@@ -533,7 +535,7 @@ impl<T: Provider> VTable<T> {
     ///
     /// KVM calls it from `vmx_switch_vmcs()`, vCPU loaded, preemption off.
     unsafe extern "C" fn vmcs_switch(vcpu: *mut bindings::kvm_vcpu, vcpu_priv: *mut c_void) {
-        // SAFETY: Loaded on this CPU, per the hook's contract.
+        // SAFETY: Loaded by this task, per the hook's contract.
         let (v, data) = unsafe { Self::loaded(vcpu, vcpu_priv) };
         T::vmcs_switch(&v, data)
     }
@@ -548,7 +550,7 @@ impl<T: Provider> VTable<T> {
         data: *mut u64,
         host_initiated: bool,
     ) -> c_int {
-        // SAFETY: Loaded on this CPU, per the hook's contract.
+        // SAFETY: Loaded by this task, per the hook's contract.
         let (v, d) = unsafe { Self::loaded(vcpu, vcpu_priv) };
         match T::get_msr(&v, d, host_initiated) {
             Ok(value) => {
@@ -570,7 +572,7 @@ impl<T: Provider> VTable<T> {
         value: u64,
         host_initiated: bool,
     ) -> c_int {
-        // SAFETY: Loaded on this CPU, per the hook's contract.
+        // SAFETY: Loaded by this task, per the hook's contract.
         let (v, d) = unsafe { Self::loaded(vcpu, vcpu_priv) };
         match T::set_msr(&v, d, value, host_initiated) {
             Ok(()) => 0,

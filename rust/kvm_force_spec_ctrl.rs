@@ -475,7 +475,15 @@ impl kvm::Provider for ForceSpecCtrl {
     fn vcpu_show(vcpu: &kvm::Vcpu, state: Pin<&VcpuState>, m: &SeqFile) {
         // Entries first: the record read next is at least that recent.
         let entries = state.entries.load(Acquire);
-        let (_, record) = state.record.read();
+        // Bounded: a vCPU publishing at every entry could keep a reader
+        // retrying; the debug view then says so rather than spin.
+        let Some((_, record)) = (0..1000).find_map(|_| state.record.try_read()) else {
+            seq_print!(
+                m,
+                "busy: the vCPU records entries faster than they can be read\n"
+            );
+            return;
+        };
         let r = EntryRecord::from_words(record);
         let (vm_generation, vm_config) = state.vm.config.read();
         let vm_config = config_from(vm_config);
