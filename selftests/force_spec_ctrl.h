@@ -74,6 +74,13 @@ static inline __u64 fsc_sync(struct kvm_vcpu *vcpu)
 	return 0;
 }
 
+/* The vCPU's debug view: its file in KVM's per-vCPU debugfs directory. */
+static inline void fsc_debug_path(struct kvm_vcpu *vcpu, char *path, size_t size)
+{
+	snprintf(path, size, "/sys/kernel/debug/kvm/%d-%d/vcpu%u/force_spec_ctrl",
+		 getpid(), vcpu->vm->fd, vcpu->id);
+}
+
 /* One field ("name: value") of the vCPU's debug view; fails if absent. */
 static inline __u64 fsc_debug_u64(struct kvm_vcpu *vcpu, const char *field)
 {
@@ -81,8 +88,7 @@ static inline __u64 fsc_debug_u64(struct kvm_vcpu *vcpu, const char *field)
 	size_t len = strlen(field);
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/sys/kernel/debug/kvm/%d-%d/vcpu%u/force_spec_ctrl",
-		 getpid(), vcpu->vm->fd, vcpu->id);
+	fsc_debug_path(vcpu, path, sizeof(path));
 	f = fopen(path, "r");
 	TEST_ASSERT(f, "open %s: %s", path, strerror(errno));
 	while (fgets(line, sizeof(line), f)) {
@@ -137,8 +143,7 @@ static inline void fsc_read_view(struct kvm_vcpu *vcpu, struct fsc_view *v)
 	ssize_t n;
 	int fd;
 
-	snprintf(path, sizeof(path), "/sys/kernel/debug/kvm/%d-%d/vcpu%u/force_spec_ctrl",
-		 getpid(), vcpu->vm->fd, vcpu->id);
+	fsc_debug_path(vcpu, path, sizeof(path));
 	fd = open(path, O_RDONLY);
 	TEST_ASSERT(fd >= 0, "open %s: %s", path, strerror(errno));
 	/*
@@ -170,8 +175,7 @@ static inline void fsc_debug_backend(struct kvm_vcpu *vcpu, char *buf, size_t si
 	char path[128], line[128];
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/sys/kernel/debug/kvm/%d-%d/vcpu%u/force_spec_ctrl",
-		 getpid(), vcpu->vm->fd, vcpu->id);
+	fsc_debug_path(vcpu, path, sizeof(path));
 	f = fopen(path, "r");
 	TEST_ASSERT(f, "open %s: %s", path, strerror(errno));
 	buf[0] = 0;
