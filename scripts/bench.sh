@@ -16,22 +16,23 @@ for run in bench:sapphire_rapids:1 bench:tigerlake:1 bench-kicks:sapphire_rapids
 	"$KFSC_ROOT/scripts/parse-results.sh" "$serial" "$suite-$model" >/dev/null ||
 		die "benchmark failed on $model; serial log: $serial"
 done
-# lines TAG: the key=value lines of that tag, one shell assignment list each.
+# lines TAG: the key=value lines of that tag, each as one list of shell
+# assignments to b_<key> (values hold no spaces), for eval.
 lines() {
-	cat "$logs"/bench-*.serial | tr -d '\r' | grep "^$1 " | sed "s/^$1 //"
+	cat "$logs"/bench-*.serial | tr -d '\r' | grep "^$1 " | sed "s/^$1 //; s/^/b_/; s/ / b_/g"
 }
 echo
 echo "Guest WRMSR of IA32_SPEC_CTRL (10^4 writes):"
 printf '%-16s %-14s %-8s %16s %18s\n' "CPU (Bochs)" backend forcing "exits/10^4 WRMSR" "TSC cycles/WRMSR"
 lines KFSC-BENCH | while read -r kv; do
-	eval "$(echo "$kv" | tr ' ' '\n' | sed 's/^/b_/')"
+	eval "$kv"
 	printf '%-16s %-14s %-8s %16s %18s\n' "$b_label" "$b_backend" "$b_forcing" "$b_exits" "$b_cycles_per_wrmsr"
 done
 echo
 echo "VM-exit round trip (guest CPUID, 2*10^4 exits), the module's cost per entry:"
 printf '%-16s %-10s %-14s %10s %16s %10s\n' "CPU (Bochs)" module backend exits "TSC cycles/exit" overhead
 lines KFSC-BENCH-EXIT | while read -r kv; do
-	eval "$(echo "$kv" | tr ' ' '\n' | sed 's/^/b_/')"
+	eval "$kv"
 	[ "$b_mode" = unloaded ] && base=$b_cycles_per_exit
 	over=$(awk -v c="$b_cycles_per_exit" -v b="${base:-0}" \
 		'BEGIN { if (b > 0) printf "%+.1f%%", 100 * (c - b) / b; else print "-" }')
@@ -41,6 +42,6 @@ echo
 echo "Kicks per VM-wide update (2 vCPUs spinning in the guest, vmx-virt):"
 printf '%-8s %-8s %16s %18s\n' vCPUs updates "IPIs/update" "VM exits/update"
 lines KFSC-BENCH-KICKS | while read -r kv; do
-	eval "$(echo "$kv" | tr ' ' '\n' | sed 's/^/b_/')"
+	eval "$kv"
 	printf '%-8s %-8s %16s %18s\n' "$b_vcpus" "$b_updates" "$b_ipis_per_update" "$b_exits_per_update"
 done
