@@ -39,7 +39,8 @@ pub fn host_has_msr() -> bool {
 }
 
 /// Whether the host's IA32_SPEC_CTRL accepts `value` (tried on this CPU,
-/// with the host's value restored).
+/// with the host's value restored). Writes the MSR: call it once, at module
+/// initialisation, never from a path userspace can repeat.
 pub fn host_accepts(value: u64) -> bool {
     // SAFETY: The function saves and restores the MSR with IRQs disabled.
     unsafe { bindings::kvm_spec_ctrl_host_accepts(value) }
@@ -48,13 +49,14 @@ pub fn host_accepts(value: u64) -> bool {
 /// Whether the CPU has VMX "virtualize IA32_SPEC_CTRL" and KVM's vendor
 /// module can use it. False without a vendor module, or on SVM.
 pub fn has_virt() -> bool {
-    // SAFETY: Reads the vendor ops pointer KVM publishes; any context.
+    // SAFETY: Reads a fact kvm.ko copied when the vendor module registered;
+    // any context.
     unsafe { bindings::kvm_spec_ctrl_has_virt() }
 }
 
 /// KVM's vendor module, as far as owning IA32_SPEC_CTRL goes.
 pub fn vendor() -> crate::policy::Vendor {
-    // SAFETY: Reads the vendor ops pointer KVM publishes; any context.
+    // SAFETY: As in `has_virt`.
     match unsafe { bindings::kvm_spec_ctrl_vendor() } {
         bindings::kvm_spec_ctrl_vendor_KVM_SPEC_CTRL_VMX => crate::policy::Vendor::Vmx,
         bindings::kvm_spec_ctrl_vendor_KVM_SPEC_CTRL_SVM => crate::policy::Vendor::Svm,
@@ -118,6 +120,16 @@ impl Vcpu {
         // reads one u64 of it and allows the race with the vCPU's thread.
         unsafe { bindings::kvm_spec_ctrl_peek_hw(self.0.get()) }
     }
+
+    /// Have [`Provider::vcpu_enter`] called before the vCPU's next VM entry
+    /// and kick it out of guest mode, without waiting. Returns whether the
+    /// vCPU's thread is in `KVM_RUN`, i.e. whether that entry can be
+    /// expected soon. From any task.
+    pub fn request_enter(&self) -> bool {
+        // SAFETY: `self.0` is a valid vCPU by the type invariant; making a
+        // request and kicking are allowed from any task.
+        unsafe { bindings::kvm_spec_ctrl_request_enter(self.0.get()) }
+    }
 }
 
 /// A vCPU loaded by the current task (`vcpu_load()`), in one of its own
@@ -174,7 +186,9 @@ impl<'a> LoadedVcpu<'a> {
     }
 
     /// Intercept (or pass through) guest RDMSR/WRMSR of IA32_SPEC_CTRL.
-    /// Only while owned.
+    /// Only while owned. KVM keeps the choice and reapplies it when it
+    /// recomputes interceptions; an MSR filter that denies the MSR keeps it
+    /// intercepted regardless.
     pub fn set_intercept(&self, intercept: bool) {
         // SAFETY: The vCPU is loaded by this task by the type invariant.
         unsafe { bindings::kvm_spec_ctrl_set_intercept(self.raw(), intercept) }
@@ -200,15 +214,6 @@ impl<'a> LoadedVcpu<'a> {
     pub fn read_shadow(&self) -> u64 {
         // SAFETY: As for `set_virt`.
         unsafe { bindings::kvm_spec_ctrl_read_shadow(self.raw()) }
-    }
-
-    /// Have [`Provider::vcpu_enter`] called before every VM entry (`true`),
-    /// or only after the events that change the provider's state: vCPU
-    /// creation, `KVM_ENABLE_CAP`, [`Vm::kick_all_vcpus`], a VMCS switch.
-    pub fn set_enter_always(&self, always: bool) {
-        // SAFETY: The vCPU is loaded by this task by the type invariant; the
-        // flag is only read by the vCPU's own entry path.
-        unsafe { bindings::kvm_spec_ctrl_enter_always(self.raw(), always) }
     }
 
     /// Whether the vCPU runs a nested guest (L2): vmcs02 is current.
@@ -260,16 +265,14 @@ pub trait Provider: 'static {
         Err(EINVAL)
     }
 
-    /// The vCPU was loaded on a CPU.
-    fn vcpu_load(_vcpu: &LoadedVcpu<'_>, _data: Borrowed<'_, Self::VcpuData>) {}
-
     /// The vCPU was reset (`init_event`: by INIT, else by RESET).
     fn vcpu_reset(_vcpu: &LoadedVcpu<'_>, _data: Borrowed<'_, Self::VcpuData>, _init_event: bool) {}
 
     /// The vCPU is about to enter the guest, IRQs off. Must not sleep. KVM
-    /// calls it before the first entry, after the events that change the
-    /// provider's state, and before every entry while
-    /// [`LoadedVcpu::set_enter_always`] asks for it.
+    /// calls it before the first entry, and before the first entry after the
+    /// events that may change the provider's state (vCPU reset,
+    /// `KVM_ENABLE_CAP` on the vCPU, [`Vm::kick_all_vcpus`], a VMCS switch)
+    /// or [`Vcpu::request_enter`]; not at other entries.
     fn vcpu_enter(_vcpu: &LoadedVcpu<'_>, _data: Borrowed<'_, Self::VcpuData>) {}
 
     /// KVM is about to make another VMCS current (nested VM-entry or
@@ -498,19 +501,6 @@ impl<T: Provider> VTable<T> {
 
     /// # Safety
     ///
-    /// KVM calls it right after loading the vCPU, preemption disabled.
-    unsafe extern "C" fn vcpu_load(
-        vcpu: *mut bindings::kvm_vcpu,
-        vcpu_priv: *mut c_void,
-        _cpu: c_int,
-    ) {
-        // SAFETY: Loaded by this task, per the hook's contract.
-        let (v, data) = unsafe { Self::loaded(vcpu, vcpu_priv) };
-        T::vcpu_load(&v, data)
-    }
-
-    /// # Safety
-    ///
     /// KVM resets a vCPU only while it is loaded.
     unsafe extern "C" fn vcpu_reset(
         vcpu: *mut bindings::kvm_vcpu,
@@ -613,11 +603,6 @@ impl<T: Provider> VTable<T> {
         vcpu_destroy: Some(Self::vcpu_destroy),
         vcpu_enable_cap: if T::HAS_VCPU_ENABLE_CAP {
             Some(Self::vcpu_enable_cap)
-        } else {
-            None
-        },
-        vcpu_load: if T::HAS_VCPU_LOAD {
-            Some(Self::vcpu_load)
         } else {
             None
         },

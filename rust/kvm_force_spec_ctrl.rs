@@ -21,6 +21,7 @@ use kernel::{
         atomic::{Acquire, Atomic, AtomicFlag, Relaxed, Release},
         new_mutex, Arc, ArcBorrow, Mutex,
     },
+    time::{delay::fsleep, Delta},
     uaccess::{UserPtr, UserSlice},
 };
 
@@ -59,6 +60,10 @@ struct Module {
 
 impl kernel::Module for Module {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        // Probing writes the host's MSR: once, here, and never again from a
+        // path userspace can reach. Before registering, so that no hook can
+        // read the value before it is set.
+        HOST_SUPPORTED.store(policy::supported(kvm::host_accepts), Relaxed);
         // SAFETY: The registration lives in `Module`, which is dropped only
         // by the module's exit path.
         let registration = unsafe { kvm::Registration::new() }?;
@@ -78,19 +83,30 @@ impl kernel::Module for Module {
     }
 }
 
+/// The bits this host can force on, probed once by [`Module::init`]
+/// (registration happens after the store, and KVM's registration lock
+/// orders it before every hook).
+static HOST_SUPPORTED: Atomic<u64> = Atomic::new(0);
+
 /// The bits this host can force on.
 fn host_supported() -> u64 {
-    policy::supported(kvm::host_accepts)
+    HOST_SUPPORTED.load(Relaxed)
 }
 
-/// The backend for VMs created now.
-fn host_backend() -> Backend {
-    policy::choose_backend(policy::HostFacts {
+/// What KVM reports of the host now; facts kvm.ko cached when the vendor
+/// module registered, so asking never calls into the vendor module.
+fn host_facts() -> policy::HostFacts {
+    policy::HostFacts {
         has_msr: kvm::host_has_msr(),
         vendor: kvm::vendor(),
         has_virt: kvm::has_virt(),
         prefer_intercept: module_parameters::intercept.value(),
-    })
+    }
+}
+
+/// The backend for VMs created now.
+fn host_backend() -> Backend {
+    policy::choose_backend(host_facts())
 }
 
 /// The kernel's atomics as the update protocol's words.
@@ -216,14 +232,11 @@ struct VcpuState {
     sw_view: Atomic<u64>,
     /// Whether the current VMCS was programmed since it became current.
     programmed: AtomicFlag,
-    /// The last VM entry that changed or enforced something (debug view).
+    /// The last VM entry at which the entry hook ran (debug view): the
+    /// first entry after each change, and the first after a debug-view
+    /// read asked for one ([`kvm::Vcpu::request_enter`]).
     record: Latch<Atomic<u64>, { EntryRecord::WORDS }>,
-    /// The guest view and the value loaded in `record`, to publish a new
-    /// record only when an entry differs.
-    recorded_guest: Atomic<u64>,
-    recorded_effective: Atomic<u64>,
-    /// VM entries that ran the entry hook (every entry while forcing, else
-    /// the first after each change); incremented after `record` is
+    /// VM entries that ran the entry hook; incremented after `record` is
     /// published.
     entries: Atomic<u64>,
 }
@@ -289,20 +302,10 @@ impl VcpuState {
         .unwrap_or(Config::OFF)
     }
 
-    /// Publish what this entry enforces; unless `always`, only if the guest
-    /// view or the value loaded differ from the last record (the rest only
-    /// changes on the slow path, which passes `always`).
-    fn record(&self, hw: &Hw<'_>, backend: Backend, always: bool) {
+    /// Publish what this entry enforces, then count the entry.
+    fn record(&self, hw: &Hw<'_>, backend: Backend) {
         let guest = backend::guest_view(hw, backend);
         let effective = hw.hw();
-        if !always
-            && guest == self.recorded_guest.load(Relaxed)
-            && effective == self.recorded_effective.load(Relaxed)
-        {
-            return;
-        }
-        self.recorded_guest.store(guest, Relaxed);
-        self.recorded_effective.store(effective, Relaxed);
         let r = EntryRecord {
             vm_generation: self.seen_vm.load(Relaxed),
             own_generation: self.seen_own.load(Relaxed),
@@ -313,10 +316,21 @@ impl VcpuState {
             guest_mode: u64::from(hw.vcpu.guest_mode()),
         };
         self.record.publish(r.words());
+        // After the record: a reader that sees the count sees the record.
+        self.entries
+            .store(self.entries.load(Relaxed).wrapping_add(1), Release);
     }
 }
 
 struct ForceSpecCtrl;
+
+/// How long a debug-view read waits for the vCPU's next entry: a short spin
+/// (a kicked vCPU in KVM_RUN enters again within microseconds), then at most
+/// `SAMPLE_POLLS` sleeps of `SAMPLE_POLL` (100 ms in all) for a vCPU that
+/// is preempted or halted.
+const SAMPLE_SPINS: usize = 10_000;
+const SAMPLE_POLL: Delta = Delta::from_micros(50);
+const SAMPLE_POLLS: usize = 2000;
 
 impl ForceSpecCtrl {
     /// The slow path of the entry hook: bring the vCPU's enforcement, in the
@@ -344,7 +358,7 @@ impl kvm::Provider for ForceSpecCtrl {
     type VcpuData = Pin<KBox<VcpuState>>;
 
     fn check_extension(_vm: Option<ArcBorrow<'_, VmState>>) -> i32 {
-        i32::from(kvm::host_has_msr())
+        i32::from(policy::capable(host_facts()))
     }
 
     fn dev_ioctl(arg: usize) -> Result<isize> {
@@ -361,7 +375,8 @@ impl kvm::Provider for ForceSpecCtrl {
                 config: Latch::new(config_words(Config::OFF)),
                 writer <- new_mutex!((), "VmState::writer"),
             }),
-            GFP_KERNEL,
+            // Per-VM state is the VM's: charged to its memory cgroup.
+            GFP_KERNEL_ACCOUNT,
         )
     }
 
@@ -393,11 +408,9 @@ impl kvm::Provider for ForceSpecCtrl {
                 sw_view: Atomic::new(0),
                 programmed: AtomicFlag::new(false),
                 record: Latch::new(EntryRecord::default().words()),
-                recorded_guest: Atomic::new(0),
-                recorded_effective: Atomic::new(0),
                 entries: Atomic::new(0),
             }),
-            GFP_KERNEL,
+            GFP_KERNEL_ACCOUNT,
         )
     }
 
@@ -427,24 +440,17 @@ impl kvm::Provider for ForceSpecCtrl {
     }
 
     fn vcpu_enter(vcpu: &kvm::LoadedVcpu<'_>, state: Pin<&VcpuState>) {
-        // KVM calls this after the events that may change the configuration
-        // or the current VMCS, and, while the module forces bits, before
-        // every entry, to record it for the debug view.
+        // KVM calls this only after the events that may change the
+        // configuration or the current VMCS, or when a debug-view read asked
+        // for a record: never at the other entries, so forcing costs nothing
+        // per VM exit.
         let changed = state.vm.config.generation() != state.seen_vm.load(Relaxed)
             || state.own_config.generation() != state.seen_own.load(Relaxed);
         let hw = state.hw(vcpu);
         if backend::needs_enter(&hw, changed) {
             Self::apply(&hw, &state);
-            state.record(&hw, state.vm.backend, true);
-            vcpu.set_enter_always(hw.owned());
-        } else if hw.owned() {
-            // Guest writes change the view and hardware value without exits.
-            state.record(&hw, state.vm.backend, false);
         }
-        // After the record: a reader that sees the count sees the record.
-        state
-            .entries
-            .store(state.entries.load(Relaxed).wrapping_add(1), Release);
+        state.record(&hw, state.vm.backend);
     }
 
     fn vmcs_switch(vcpu: &kvm::LoadedVcpu<'_>, state: Pin<&VcpuState>) {
@@ -473,6 +479,20 @@ impl kvm::Provider for ForceSpecCtrl {
     }
 
     fn vcpu_show(vcpu: &kvm::Vcpu, state: Pin<&VcpuState>, m: &SeqFile) {
+        // The guest view lives in the current VMCS, which only the vCPU's
+        // thread can read: ask the vCPU to record its next entry, and wait
+        // for it a bounded time if the vCPU is in KVM_RUN. Otherwise the
+        // request stays pending, and the vCPU's next entry records.
+        let before = state.entries.load(Acquire);
+        let recorded = || state.entries.load(Acquire) != before;
+        let fresh = vcpu.request_enter()
+            && ((0..SAMPLE_SPINS).any(|_| {
+                core::hint::spin_loop();
+                recorded()
+            }) || (0..SAMPLE_POLLS).any(|_| {
+                fsleep(SAMPLE_POLL);
+                recorded()
+            }));
         // Entries first: the record read next is at least that recent.
         let entries = state.entries.load(Acquire);
         // Bounded: a vCPU publishing at every entry could keep a reader
@@ -514,5 +534,11 @@ impl kvm::Provider for ForceSpecCtrl {
         seq_print!(m, "effective: {:#x}\n", effective);
         seq_print!(m, "guest_mode: {}\n", r.guest_mode);
         seq_print!(m, "entries: {}\n", entries);
+        // 1: the record is of an entry after this read began; 0: of an
+        // earlier one (the vCPU did not enter the guest meanwhile).
+        seq_print!(m, "fresh: {}\n", u8::from(fresh));
+        // What KVM loads at the vCPU's next entry (and saved at its last
+        // exit): live, unlike the record.
+        seq_print!(m, "hw_now: {:#x}\n", vcpu.peek_hw());
     }
 }

@@ -227,6 +227,14 @@ pub const fn choose_backend(host: HostFacts) -> Backend {
     }
 }
 
+/// Whether `KVM_CHECK_EXTENSION(KVM_CAP_FORCE_SPEC_CTRL)` answers non-zero
+/// (contract item 1): the host has IA32_SPEC_CTRL *and* a backend. A host
+/// without a backend reports 0, so that userspace never sees the capability
+/// and then `EOPNOTSUPP` from `KVM_ENABLE_CAP`.
+pub const fn capable(host: HostFacts) -> bool {
+    !matches!(choose_backend(host), Backend::None)
+}
+
 impl Backend {
     /// The name shown in the debug view.
     pub const fn name(self) -> &'static str {

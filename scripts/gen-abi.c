@@ -7,10 +7,11 @@
 #include <stdio.h>
 #include <linux/kvm_force_spec_ctrl.h>
 
-#define DOC(name) printf("/// `%s` of `<linux/kvm_force_spec_ctrl.h>`.\n", #name)
-#define U32(name) (DOC(name), printf("pub const %s: u32 = %#x;\n", #name, (unsigned int)(name)))
-#define U64(name) (DOC(name), printf("pub const %s: u64 = %#llx;\n", #name, (unsigned long long)(name)))
-#define USIZE(name) (DOC(name), printf("pub const %s: usize = %u;\n", #name, (unsigned int)(name)))
+/* The name as written: stringified here, before the macro expands. */
+#define DOC(str) printf("/// `%s` of `<linux/kvm_force_spec_ctrl.h>`.\n", str)
+#define U32(name) (DOC(#name), printf("pub const %s: u32 = %#x;\n", #name, (unsigned int)(name)))
+#define U64(name) (DOC(#name), printf("pub const %s: u64 = %#llx;\n", #name, (unsigned long long)(name)))
+#define USIZE(name) (DOC(#name), printf("pub const %s: usize = %u;\n", #name, (unsigned int)(name)))
 
 int main(void)
 {

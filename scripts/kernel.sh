@@ -20,7 +20,11 @@ frag=$KFSC_ROOT/kernel/config.fragment
 key=$( (echo "$version"; cat "$frag") | sha256sum | cut -c1-16)
 build=$KFSC_CACHE/linux/build-$key
 shopt -s nullglob
-patches=("$KFSC_ROOT"/kernel/patches/*.patch)
+# The series as sent to the list: 0000 is its cover letter, not a change.
+patches=()
+for p in "$KFSC_ROOT"/kernel/patches/*.patch; do
+	[ "$(basename "$p")" = 0000-cover-letter.patch ] || patches+=("$p")
+done
 shopt -u nullglob
 phash=$(cat "${patches[@]}" /dev/null | sha256sum | cut -c1-16)
 

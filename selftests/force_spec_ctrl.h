@@ -103,13 +103,38 @@ static inline __u64 fsc_debug_u64(struct kvm_vcpu *vcpu, const char *field)
 }
 
 /*
- * The hardware IA32_SPEC_CTRL the guest runs with now. The debug view records
- * the value loaded at each VM entry, so the vCPU is run to its next
- * GUEST_SYNC: that entry is the first after whatever the guest just did.
+ * Ask the vCPU to record its next VM entry in the debug view: any read of
+ * the view does (the module records an entry only after a change or such a
+ * request, so that forcing costs nothing per VM exit). Returns the count of
+ * recorded entries so far.
+ */
+static inline __u64 fsc_request_record(struct kvm_vcpu *vcpu)
+{
+	return fsc_debug_u64(vcpu, "entries");
+}
+
+/*
+ * Run the vCPU to its next GUEST_SYNC with that VM entry recorded: the view
+ * then shows the first entry after whatever the guest did before the sync.
+ */
+static inline __u64 fsc_sync_recorded(struct kvm_vcpu *vcpu)
+{
+	__u64 entries = fsc_request_record(vcpu);
+	__u64 v = fsc_sync(vcpu);
+
+	TEST_ASSERT(fsc_debug_u64(vcpu, "entries") > entries,
+		    "vCPU%u: the entry into the guest was not recorded", vcpu->id);
+	return v;
+}
+
+/*
+ * The hardware IA32_SPEC_CTRL the guest runs with now: the value loaded at
+ * the VM entry of its next GUEST_SYNC, the first entry after whatever the
+ * guest just did.
  */
 static inline __u64 fsc_next_entry_effective(struct kvm_vcpu *vcpu)
 {
-	fsc_sync(vcpu);
+	fsc_sync_recorded(vcpu);
 	return fsc_debug_u64(vcpu, "effective");
 }
 
@@ -121,6 +146,7 @@ struct fsc_view {
 	__u64 guest, effective;
 	__u64 guest_mode;
 	__u64 entries;
+	__u64 fresh;	/* the record is of an entry after the read began */
 };
 
 static inline void fsc_read_view(struct kvm_vcpu *vcpu, struct fsc_view *v)
@@ -137,6 +163,7 @@ static inline void fsc_read_view(struct kvm_vcpu *vcpu, struct fsc_view *v)
 		{ "effective", offsetof(struct fsc_view, effective) },
 		{ "guest_mode", offsetof(struct fsc_view, guest_mode) },
 		{ "entries", offsetof(struct fsc_view, entries) },
+		{ "fresh", offsetof(struct fsc_view, fresh) },
 	};
 	char path[128], buf[1024], *line, *save;
 	unsigned int seen = 0, i;

@@ -115,7 +115,7 @@ static bool run_step(struct kvm_vcpu *vcpu, const struct step *s)
 
 	if (s->configure)
 		fsc_vm_set(vcpu->vm, s->mask, s->value);
-	got = fsc_sync(vcpu);
+	got = s->kind == ENTRY ? fsc_sync_recorded(vcpu) : fsc_sync(vcpu);
 	level = got >> 32;
 	read = (__u32)got;
 	if (level != (__u64)s->level) {

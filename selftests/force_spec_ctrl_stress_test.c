@@ -60,10 +60,13 @@ static void *vcpu_thread(void *arg)
 }
 
 /*
- * Polls of the debug view before a vCPU counts as stuck. A count, not a
- * time: under several emulated CPUs the guest's clock is not reliable.
+ * Reads of the debug view before a vCPU counts as stuck; each read waits up
+ * to 100 ms for the vCPU's next entry.
  */
-#define MAX_POLLS	1000000
+#define MAX_POLLS	1000
+
+/* Updates whose cost is measured, before the checked ones. */
+#define MEASURED	200
 
 /* Function-call IPIs so far, all CPUs (the kick's KVM_REQUEST_WAIT IPIs). */
 static __u64 call_ipis(void)
@@ -90,22 +93,21 @@ static __u64 call_ipis(void)
 }
 
 /*
- * After KVM_ENABLE_CAP returned generation @gen: wait for the vCPU's next
- * counted entry and check what it enforced.
+ * After KVM_ENABLE_CAP returned generation @gen: check what the vCPU
+ * enforced at an entry after the return. A read of the view asks the vCPU
+ * to record its next entry and waits for it ("fresh"): that entry comes
+ * after the read, hence after the return.
  */
 static void check_next_entry(struct kvm_vcpu *vcpu, __u64 gen, __u64 mask, __u64 value)
 {
-	struct fsc_view v0, v;
+	struct fsc_view v;
 	int polls = 0;
 
-	fsc_read_view(vcpu, &v0);
 	do {
 		TEST_ASSERT(++polls < MAX_POLLS,
 			    "vCPU%u made no VM entry after generation %llu", vcpu->id, gen);
 		fsc_read_view(vcpu, &v);
-	} while (v.entries == v0.entries && v0.applied_generation != gen);
-	if (v.entries == v0.entries)
-		v = v0; /* already entered under @gen before the first read */
+	} while (!v.fresh);
 
 	TEST_ASSERT(v.applied_generation == gen,
 		    "vCPU%u: an entry after KVM_ENABLE_CAP returned generation %llu ran generation %llu",
@@ -130,7 +132,7 @@ int main(int argc, char *argv[])
 		{ 0, 0 },
 		{ SPEC_CTRL_IBRS | SPEC_CTRL_STIBP | SPEC_CTRL_SSBD, SPEC_CTRL_STIBP },
 	};
-	int nr_vcpus = 2, updates = 1000, opt, i, j;
+	int nr_vcpus = 2, updates = 1000, measured, opt, i, j;
 	bool verbose = false;
 	struct kvm_vcpu *vcpus[MAX_VCPUS];
 	pthread_t threads[MAX_VCPUS];
@@ -174,10 +176,26 @@ int main(int argc, char *argv[])
 
 	if (verbose)
 		fprintf(stderr, "all vCPUs entered\n");
+
+	/*
+	 * The cost of an update, measured without reading the debug view in
+	 * between (each read kicks the vCPU to record its next entry), over at
+	 * most MEASURED updates.
+	 */
+	measured = updates < MEASURED ? updates : MEASURED;
 	ipis = call_ipis();
 	for (i = 0; i < nr_vcpus; i++)
 		exits += vcpu_get_stat(vcpus[i], exits);
-	for (gen = 1; gen <= (__u64)updates; gen++) {
+	for (gen = 1; gen <= (__u64)measured; gen++)
+		fsc_vm_set(vm, configs[gen % ARRAY_SIZE(configs)].mask,
+			   configs[gen % ARRAY_SIZE(configs)].value);
+	ipis = call_ipis() - ipis;
+	for (i = 0; i < nr_vcpus; i++)
+		exits -= vcpu_get_stat(vcpus[i], exits);
+	exits = -exits;
+
+	/* Contract item 4, update by update. */
+	for (gen = measured + 1; gen <= (__u64)(measured + updates); gen++) {
 		__u64 mask = configs[gen % ARRAY_SIZE(configs)].mask;
 		__u64 value = configs[gen % ARRAY_SIZE(configs)].value;
 
@@ -185,12 +203,8 @@ int main(int argc, char *argv[])
 		for (i = 0; i < nr_vcpus; i++)
 			check_next_entry(vcpus[i], gen, mask, value);
 		if (gen % 100 == 0 || verbose)
-			fprintf(stderr, "update %llu checked\n", gen);
+			fprintf(stderr, "update %llu checked\n", gen - measured);
 	}
-	ipis = call_ipis() - ipis;
-	for (i = 0; i < nr_vcpus; i++)
-		exits -= vcpu_get_stat(vcpus[i], exits);
-	exits = -exits;
 
 	stop = true;
 	sync_global_to_guest(vm, stop);
@@ -198,10 +212,11 @@ int main(int argc, char *argv[])
 		pthread_join(threads[j], NULL);
 
 	printf("KFSC-FIGURE %d updates of the VM-wide configuration, %d vCPUs spinning on "
-	       "WRMSR/RDMSR, each next entry checked: %.2f IPIs and %.2f VM exits per update\n",
-	       updates, nr_vcpus, (double)ipis / updates, (double)exits / updates);
+	       "WRMSR/RDMSR: %.2f IPIs and %.2f VM exits per update; %d more, each vCPU's "
+	       "next entry checked\n",
+	       measured, nr_vcpus, (double)ipis / measured, (double)exits / measured, updates);
 	printf("KFSC-BENCH-KICKS vcpus=%d updates=%d ipis_per_update=%.2f exits_per_update=%.2f\n",
-	       nr_vcpus, updates, (double)ipis / updates, (double)exits / updates);
+	       nr_vcpus, measured, (double)ipis / measured, (double)exits / measured);
 	kvm_vm_free(vm);
 	return 0;
 }

@@ -94,6 +94,7 @@ forcing_tests() {
 	t "$backend: override_test" 300 "$T"/force_spec_ctrl_override_test
 	t "$backend: nested_test" 300 "$T"/force_spec_ctrl_nested_test
 	t "$backend: nocpuid_test" 300 "$T"/force_spec_ctrl_nocpuid_test
+	t "$backend: filter_test" 300 "$T"/force_spec_ctrl_filter_test
 	unset FSC_BACKEND
 	rmmod_fsc
 }

@@ -187,5 +187,12 @@ fn backend_choice() {
     ];
     for (host, want) in cases {
         assert_eq!(choose_backend(host), want, "{host:?}");
+        // Contract item 1: the capability is reported exactly where a
+        // backend exists, whatever the administrator prefers.
+        assert_eq!(
+            policy::capable(host),
+            want != Backend::None,
+            "capable {host:?}"
+        );
     }
 }
