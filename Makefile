@@ -12,7 +12,7 @@
 SHELL := /bin/bash
 S := scripts
 
-.PHONY: all check demo bench errata-proof deps kernel module selftests bochs host-test lint clean
+.PHONY: all check demo bench errata-proof deps kernel module selftests bochs host-test vmm lint clean
 
 all: module
 
@@ -47,6 +47,10 @@ bochs: deps
 
 host-test: deps
 	$(S)/host-test.sh
+
+# The userspace crate (vmm/): tests, clippy and rustfmt, static binaries.
+vmm: deps
+	$(S)/vmm.sh test && $(S)/vmm.sh lint && $(S)/vmm.sh build
 
 # checkpatch --strict of the KVM series, rustfmt and clippy of the module.
 lint: module

@@ -67,6 +67,22 @@ export TESTS
 step bochs bash -c "'$KFSC_ROOT/scripts/bochs.sh' >'$logs/bochs-prefix'"
 BOCHS=$(tail -n 1 "$logs/bochs-prefix")
 export BOCHS
+# The userspace crate: its tests count one by one, like the host tests.
+t0=$SECONDS
+"$KFSC_ROOT/scripts/vmm.sh" test >"$logs/vmm-test.log" 2>&1
+rc=$?
+read -r cp cf < <(awk '/^test result:/ {p += $4; f += $6} END {print p+0, f+0}' "$logs/vmm-test.log")
+pass=$((pass + cp)) fail=$((fail + cf))
+if [ $rc -eq 0 ] && [ "$cp" -gt 0 ]; then
+	echo "PASS vmm cargo test: $cp tests ($((SECONDS - t0))s)"
+else
+	echo "FAIL vmm cargo test: $cp passed, $cf failed, exit $rc (out/logs/vmm-test.log)"
+	[ "$cf" -gt 0 ] || fail=$((fail + 1))
+fi
+step vmm-lint "$KFSC_ROOT/scripts/vmm.sh" lint
+step vmm-build bash -c "'$KFSC_ROOT/scripts/vmm.sh' build >'$logs/vmm-dir'"
+VMM=$(tail -n 1 "$logs/vmm-dir")
+export VMM
 INITRD=$KFSC_ROOT/out/initramfs.cpio.gz
 export INITRD
 step initramfs "$KFSC_ROOT/scripts/initramfs.sh" "$INITRD"

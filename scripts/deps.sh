@@ -11,7 +11,7 @@ source "$KFSC_ROOT/scripts/apt-local.sh"
 
 apt_pkgs=(
 	# kernel build
-	build-essential flex bison libelf-dev libssl-dev bc kmod cpio dwarves
+	build-essential flex bison libelf-dev libssl-dev bc kmod cpio dwarves file
 	python3 python3-venv perl git xz-utils rsync
 	# Rust for Linux, the versions of PLATFORM.md
 	rustc-web rust-web-src libstd-rust-web-dev rustfmt-web rust-web-clippy

@@ -41,8 +41,9 @@ kfsc_prepare() {
 	"$KFSC_ROOT/scripts/module.sh"
 	TESTS=$("$KFSC_ROOT/scripts/selftests.sh")
 	BOCHS=$("$KFSC_ROOT/scripts/bochs.sh")
+	VMM=$("$KFSC_ROOT/scripts/vmm.sh" build)
 	INITRD=$1/initramfs.cpio.gz
-	export TESTS BOCHS INITRD
+	export TESTS BOCHS VMM INITRD
 	"$KFSC_ROOT/scripts/initramfs.sh" "$INITRD"
 }
 

@@ -1,0 +1,272 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Intel's virtual mitigation MSRs (the RFC "virtual IA32_SPEC_CTRL" series,
+//! patches 04-10), emulated by the VMM for one vCPU. Pure: the VMM feeds it
+//! the guest's accesses from `KVM_EXIT_X86_RDMSR`/`WRMSR` exits and applies
+//! what it returns.
+//!
+//! - `IA32_ARCH_CAPABILITIES` (0x10a) bit 63 `VIRTUAL_ENUM`: the virtual
+//!   MSRs exist. KVM refuses bit 63 through `KVM_SET_MSRS`, so the VMM also
+//!   filters the guest's *read* of 0x10a and answers it here: KVM's value
+//!   for the vCPU plus bit 63.
+//! - `MSR_VIRTUAL_ENUMERATION` (0x5000_0000) bit 0 `MITIGATION_CTRL_SUPPORT`.
+//! - `MSR_VIRTUAL_MITIGATION_ENUM` (0x5000_0001): which software mitigations
+//!   the guest may report (bit 0 short BHB-clearing sequence, bit 1
+//!   retpoline). Written by the host only.
+//! - `MSR_VIRTUAL_MITIGATION_CTRL` (0x5000_0002): what the guest reports
+//!   using (bit 0, bit 1); 0 at reset; a write of a bit that is not
+//!   enumerated takes #GP.
+//!
+//! Guest writes of the enumeration MSRs take #GP; every access to the
+//! 0x5000_000x MSRs takes #GP when nothing is advertised (the MSRs do not
+//! exist then).
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// `IA32_ARCH_CAPABILITIES`.
+pub const MSR_IA32_ARCH_CAPABILITIES: u32 = 0x10a;
+/// `MSR_VIRTUAL_ENUMERATION`.
+pub const MSR_VIRTUAL_ENUMERATION: u32 = 0x5000_0000;
+/// `MSR_VIRTUAL_MITIGATION_ENUM`.
+pub const MSR_VIRTUAL_MITIGATION_ENUM: u32 = 0x5000_0001;
+/// `MSR_VIRTUAL_MITIGATION_CTRL`.
+pub const MSR_VIRTUAL_MITIGATION_CTRL: u32 = 0x5000_0002;
+
+/// Bits of `IA32_ARCH_CAPABILITIES` the project reads or sets.
+pub mod arch_cap {
+    /// RSB underflow may fall back to alternate predictors (retpoline is
+    /// then not a complete mitigation).
+    pub const RRSBA: u64 = 1 << 19;
+    /// Not affected by Branch History Injection.
+    pub const BHI_NO: u64 = 1 << 20;
+    /// The virtual mitigation MSRs exist.
+    pub const VIRTUAL_ENUM: u64 = 1 << 63;
+}
+
+/// `MSR_VIRTUAL_ENUMERATION` bit 0.
+pub const MITIGATION_CTRL_SUPPORT: u64 = 1 << 0;
+
+/// The software mitigations a guest can report, as bits of both
+/// `MSR_VIRTUAL_MITIGATION_ENUM` (`*_SUPPORT`) and
+/// `MSR_VIRTUAL_MITIGATION_CTRL` (`*_USED`), which share the layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Mitigation {
+    /// The short BHB-clearing sequence in supervisor mode (bit 0).
+    BhbClearSeqS,
+    /// Retpoline in supervisor mode (bit 1).
+    RetpolineS,
+}
+
+impl Mitigation {
+    /// Every mitigation, in bit order.
+    pub const ALL: [Mitigation; 2] = [Mitigation::BhbClearSeqS, Mitigation::RetpolineS];
+
+    /// Its bit in `MSR_VIRTUAL_MITIGATION_ENUM`/`_CTRL`.
+    pub const fn bit(self) -> u64 {
+        match self {
+            Mitigation::BhbClearSeqS => 1 << 0,
+            Mitigation::RetpolineS => 1 << 1,
+        }
+    }
+
+    /// The name used in tables and files.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Mitigation::BhbClearSeqS => "bhb-clear-seq-s",
+            Mitigation::RetpolineS => "retpoline-s",
+        }
+    }
+}
+
+/// The union of [`Mitigation::bit`]: every other bit of the two MSRs is
+/// reserved.
+pub const MITIGATION_BITS: u64 = {
+    let mut all = 0;
+    let mut i = 0;
+    while i < Mitigation::ALL.len() {
+        all |= Mitigation::ALL[i].bit();
+        i += 1;
+    }
+    all
+};
+
+/// The mitigations in a set of `MSR_VIRTUAL_MITIGATION_*` bits.
+pub fn mitigations(bits: u64) -> impl Iterator<Item = Mitigation> {
+    Mitigation::ALL
+        .into_iter()
+        .filter(move |m| bits & m.bit() != 0)
+}
+
+/// A guest access the VMM must refuse: inject #GP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum Fault {
+    /// The MSR is not one of the emulated ones, or does not exist for this
+    /// guest (nothing advertised).
+    #[error("MSR {0:#x} is not emulated for this guest")]
+    NoSuchMsr(u32),
+    /// A write to an MSR the guest may only read.
+    #[error("MSR {0:#x} is read-only")]
+    ReadOnly(u32),
+    /// A write of bits that are reserved or not enumerated.
+    #[error("MSR {msr:#x}: bits {bits:#x} are reserved")]
+    Reserved {
+        /// The MSR.
+        msr: u32,
+        /// The offending bits.
+        bits: u64,
+    },
+}
+
+/// What a guest write changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteEffect {
+    /// The guest's report changed to these `MSR_VIRTUAL_MITIGATION_CTRL`
+    /// bits: the VMM recomputes the vCPU's forcing at once.
+    Report(u64),
+    /// Nothing the VMM acts on changed.
+    None,
+}
+
+/// What this VM is told about the virtual MSRs (the same on every host of
+/// its migration pool; see [`crate::pool::Decision::advertised`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Advertised {
+    /// `MSR_VIRTUAL_MITIGATION_ENUM`: the mitigations the guest may report.
+    pub mitigations: u64,
+}
+
+impl Advertised {
+    /// Whether the virtual MSRs exist for the guest at all.
+    pub const fn any(&self) -> bool {
+        self.mitigations != 0
+    }
+}
+
+/// The emulated MSRs that the VMM filters, as `(first MSR, count, read,
+/// write)`: the ranges to deny in `KVM_X86_SET_MSR_FILTER`, so that those
+/// accesses exit to userspace.
+pub const FILTERED: [(u32, u32, bool, bool); 2] = [
+    // Only the read: KVM's own handling of a guest write (#GP) is kept.
+    (MSR_IA32_ARCH_CAPABILITIES, 1, true, false),
+    (MSR_VIRTUAL_ENUMERATION, 3, true, true),
+];
+
+/// The state of one vCPU's virtual MSRs that migrates with it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VcpuMsrState {
+    /// `MSR_VIRTUAL_MITIGATION_CTRL`.
+    pub mitigation_ctrl: u64,
+}
+
+/// Why a saved state cannot be restored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum RestoreError {
+    /// The source reported mitigations the destination does not advertise:
+    /// the pools differ.
+    #[error("reported mitigations {0:#x} are not advertised here")]
+    NotAdvertised(u64),
+}
+
+/// One vCPU's virtual MSRs.
+///
+/// # Invariants
+///
+/// `state.mitigation_ctrl & !adv.mitigations == 0`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VcpuMsrs {
+    adv: Advertised,
+    /// KVM's `IA32_ARCH_CAPABILITIES` for the vCPU, without bit 63.
+    arch_capabilities: u64,
+    state: VcpuMsrState,
+}
+
+impl VcpuMsrs {
+    /// A vCPU at reset. `arch_capabilities` is KVM's value for the vCPU
+    /// (`KVM_GET_MSRS`), which the guest otherwise reads.
+    pub fn new(adv: Advertised, arch_capabilities: u64) -> Self {
+        // INVARIANT: the state starts at 0.
+        VcpuMsrs {
+            adv: Advertised {
+                mitigations: adv.mitigations & MITIGATION_BITS,
+            },
+            arch_capabilities: arch_capabilities & !arch_cap::VIRTUAL_ENUM,
+            state: VcpuMsrState::default(),
+        }
+    }
+
+    /// RESET or INIT: `MSR_VIRTUAL_MITIGATION_CTRL` is 0 again.
+    pub fn reset(&mut self) -> WriteEffect {
+        let had = self.state.mitigation_ctrl;
+        self.state = VcpuMsrState::default();
+        if had != 0 {
+            WriteEffect::Report(0)
+        } else {
+            WriteEffect::None
+        }
+    }
+
+    /// What the guest reports using.
+    pub const fn report(&self) -> u64 {
+        self.state.mitigation_ctrl
+    }
+
+    /// A guest RDMSR of `msr`.
+    pub fn read(&self, msr: u32) -> Result<u64, Fault> {
+        let exists = self.adv.any();
+        match msr {
+            MSR_IA32_ARCH_CAPABILITIES if exists => {
+                Ok(self.arch_capabilities | arch_cap::VIRTUAL_ENUM)
+            }
+            MSR_IA32_ARCH_CAPABILITIES => Ok(self.arch_capabilities),
+            MSR_VIRTUAL_ENUMERATION if exists => Ok(MITIGATION_CTRL_SUPPORT),
+            MSR_VIRTUAL_MITIGATION_ENUM if exists => Ok(self.adv.mitigations),
+            MSR_VIRTUAL_MITIGATION_CTRL if exists => Ok(self.state.mitigation_ctrl),
+            _ => Err(Fault::NoSuchMsr(msr)),
+        }
+    }
+
+    /// A guest WRMSR of `msr`.
+    pub fn write(&mut self, msr: u32, value: u64) -> Result<WriteEffect, Fault> {
+        match msr {
+            MSR_VIRTUAL_MITIGATION_CTRL if self.adv.any() => {
+                let reserved = value & !self.adv.mitigations;
+                if reserved != 0 {
+                    return Err(Fault::Reserved {
+                        msr,
+                        bits: reserved,
+                    });
+                }
+                let changed = value != self.state.mitigation_ctrl;
+                // INVARIANT: no bit outside the advertised ones.
+                self.state.mitigation_ctrl = value;
+                Ok(if changed {
+                    WriteEffect::Report(value)
+                } else {
+                    WriteEffect::None
+                })
+            }
+            MSR_IA32_ARCH_CAPABILITIES => Err(Fault::ReadOnly(msr)),
+            MSR_VIRTUAL_ENUMERATION | MSR_VIRTUAL_MITIGATION_ENUM if self.adv.any() => {
+                Err(Fault::ReadOnly(msr))
+            }
+            _ => Err(Fault::NoSuchMsr(msr)),
+        }
+    }
+
+    /// The state to migrate.
+    pub const fn save(&self) -> VcpuMsrState {
+        self.state
+    }
+
+    /// Take a migrated state; on error nothing changes.
+    pub fn restore(&mut self, state: VcpuMsrState) -> Result<WriteEffect, RestoreError> {
+        let extra = state.mitigation_ctrl & !self.adv.mitigations;
+        if extra != 0 {
+            return Err(RestoreError::NotAdvertised(extra));
+        }
+        // INVARIANT: checked just above.
+        self.state = state;
+        Ok(WriteEffect::Report(state.mitigation_ctrl))
+    }
+}

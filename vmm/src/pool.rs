@@ -1,0 +1,276 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The migration-pool policy, pure: from the CPU facts of every host model a
+//! guest may run on, which virtual-MSR support to advertise, and which
+//! IA32_SPEC_CTRL bits each host forces for each report, so that a software
+//! mitigation the guest reports stays effective on every host.
+//!
+//! Intel's guidance (Branch History Injection and Intra-mode BTI; Retpoline:
+//! A Branch Target Injection Mitigation; RRSBA), per host:
+//!
+//! - The short BHB-clearing sequence mitigates BHI only on parts without
+//!   `BHI_CTRL` (CPUID.(EAX=7,ECX=2):EDX[4]). A host that has `BHI_CTRL` and
+//!   is not `BHI_NO` (IA32_ARCH_CAPABILITIES[20]) needs `BHI_DIS_S` for a
+//!   guest that uses it. A host with `BHI_NO` needs nothing.
+//! - Retpoline is complete only where RSB underflow does not fall back to
+//!   alternate predictors. A host with `RRSBA` (IA32_ARCH_CAPABILITIES[19])
+//!   needs `RRSBA_DIS_S` for a guest that uses it; if it lacks `RRSBA_CTRL`
+//!   (CPUID.(EAX=7,ECX=2):EDX[2]) the bit does not exist there and the
+//!   guest's retpoline cannot be made complete: the table says so.
+//!
+//! The decision for the pool:
+//!
+//! - **Advertise** a mitigation (`MSR_VIRTUAL_MITIGATION_ENUM`) iff at least
+//!   one host of the pool needs something for it: the guest enumerates once,
+//!   at boot, wherever it boots, so the enumeration is the pool's, the same
+//!   on every host (and migration-stable). Adding a host can only add to it.
+//! - **Force**, on each host, for a guest's report, the bits *that host*
+//!   needs for the reported mitigations. The destination of a migration
+//!   recomputes from the migrated report, so each host forces exactly what
+//!   it needs; bits are never forced where they do nothing (they can cost a
+//!   lot, e.g. `BHI_DIS_S` on some guest OSes).
+//! - A host that needs a bit it cannot force (not in its
+//!   `KVM_GET_SUPPORTED_FORCE_SPEC_CTRL`, or the control does not exist
+//!   there) leaves the mitigation **unprotected** on that host: the table
+//!   shows it, and the operator should not migrate such guests there.
+
+use crate::msr::{arch_cap, mitigations, Mitigation, MITIGATION_BITS};
+use crate::spec_ctrl::bits;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use thiserror::Error;
+
+/// CPUID.(EAX=7,ECX=2):EDX bits the policy reads.
+pub mod cpuid_7_2_edx {
+    /// `IA32_SPEC_CTRL.RRSBA_DIS_U/S` exist.
+    pub const RRSBA_CTRL: u32 = 1 << 2;
+    /// `IA32_SPEC_CTRL.BHI_DIS_S` exists.
+    pub const BHI_CTRL: u32 = 1 << 4;
+}
+
+/// What the policy needs to know of one host model (one CPU model and
+/// kernel configuration of a migration pool).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostModel {
+    /// A name for the model, unique in a pool.
+    pub name: String,
+    /// IA32_ARCH_CAPABILITIES of the host.
+    pub arch_capabilities: u64,
+    /// CPUID.(EAX=7,ECX=2):EDX of the host.
+    pub cpuid_7_2_edx: u32,
+    /// KVM_GET_SUPPORTED_FORCE_SPEC_CTRL on the host: the bits it can force
+    /// on (0 without the module).
+    pub supported: u64,
+}
+
+/// What a host needs for one mitigation a guest reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// The mitigation is effective as it is.
+    Nothing,
+    /// Effective once this IA32_SPEC_CTRL bit is forced on.
+    Force(u64),
+    /// Ineffective, and no bit of this host fixes it.
+    Unfixable,
+}
+
+impl HostModel {
+    /// What this host needs for `m` (the rules of the module docs).
+    pub fn need(&self, m: Mitigation) -> Need {
+        let edx = self.cpuid_7_2_edx;
+        let ac = self.arch_capabilities;
+        match m {
+            Mitigation::BhbClearSeqS => {
+                if ac & arch_cap::BHI_NO != 0 || edx & cpuid_7_2_edx::BHI_CTRL == 0 {
+                    Need::Nothing
+                } else {
+                    Need::Force(bits::BHI_DIS_S)
+                }
+            }
+            Mitigation::RetpolineS => {
+                if ac & arch_cap::RRSBA == 0 {
+                    Need::Nothing
+                } else if edx & cpuid_7_2_edx::RRSBA_CTRL == 0 {
+                    Need::Unfixable
+                } else {
+                    Need::Force(bits::RRSBA_DIS_S)
+                }
+            }
+        }
+    }
+
+    /// For a guest reporting `report` (`MSR_VIRTUAL_MITIGATION_CTRL` bits):
+    /// the bits this host forces on, and the reported mitigations it cannot
+    /// make effective.
+    pub fn forcing(&self, report: u64) -> HostForcing {
+        let mut f = HostForcing::default();
+        for m in mitigations(report) {
+            match self.need(m) {
+                Need::Nothing => {}
+                Need::Force(bit) if self.supported & bit != 0 => f.forced |= bit,
+                Need::Force(_) | Need::Unfixable => f.unprotected |= m.bit(),
+            }
+        }
+        f
+    }
+}
+
+/// One host's answer to one report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostForcing {
+    /// IA32_SPEC_CTRL bits forced on.
+    pub forced: u64,
+    /// Reported mitigations left ineffective (`MSR_VIRTUAL_MITIGATION_*`
+    /// bits).
+    pub unprotected: u64,
+}
+
+/// A migration pool: the host models a guest may run on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pool {
+    /// The host models, names unique.
+    pub hosts: Vec<HostModel>,
+}
+
+/// Why hosts do not make a pool.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum PoolError {
+    /// Two different host models with one name.
+    #[error("two different host models are named {0:?}")]
+    NameClash(String),
+    /// No host at all.
+    #[error("a pool needs at least one host")]
+    Empty,
+}
+
+impl Pool {
+    /// A pool of `hosts`; the same model given twice counts once.
+    pub fn new(hosts: impl IntoIterator<Item = HostModel>) -> Result<Pool, PoolError> {
+        let mut pool = Pool::default();
+        for h in hosts {
+            pool.add(h)?;
+        }
+        if pool.hosts.is_empty() {
+            return Err(PoolError::Empty);
+        }
+        Ok(pool)
+    }
+
+    /// Add a host model; on error the pool is unchanged.
+    pub fn add(&mut self, host: HostModel) -> Result<(), PoolError> {
+        match self.hosts.iter().find(|h| h.name == host.name) {
+            Some(h) if *h == host => Ok(()),
+            Some(_) => Err(PoolError::NameClash(host.name)),
+            None => {
+                self.hosts.push(host);
+                Ok(())
+            }
+        }
+    }
+
+    /// The host model named `name`.
+    pub fn host(&self, name: &str) -> Option<&HostModel> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// The pool's decision.
+    pub fn decide(&self) -> Decision {
+        let mut advertised = 0;
+        for h in &self.hosts {
+            for m in Mitigation::ALL {
+                if h.need(m) != Need::Nothing {
+                    advertised |= m.bit();
+                }
+            }
+        }
+        Decision {
+            advertised,
+            hosts: self.hosts.iter().map(|h| h.name.clone()).collect(),
+        }
+    }
+}
+
+/// The pool-wide part of the decision; per-host forcing is
+/// [`HostModel::forcing`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// `MSR_VIRTUAL_MITIGATION_ENUM` for every VM of the pool (0: do not
+    /// advertise the virtual MSRs at all).
+    pub advertised: u64,
+    /// The hosts it was made for.
+    pub hosts: BTreeSet<String>,
+}
+
+/// Every report a guest can make with the advertised mitigations, in
+/// increasing order (0 first).
+pub fn reports(advertised: u64) -> Vec<u64> {
+    let adv = advertised & MITIGATION_BITS;
+    (0..=adv).filter(|r| r & !adv == 0).collect()
+}
+
+/// A report's mitigations by name, e.g. "bhb-clear-seq-s+retpoline-s", or
+/// "none".
+pub fn report_name(report: u64) -> String {
+    let names: Vec<&str> = mitigations(report).map(Mitigation::name).collect();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join("+")
+    }
+}
+
+/// IA32_SPEC_CTRL bits by name, e.g. "BHI_DIS_S|RRSBA_DIS_S", or "-".
+pub fn spec_ctrl_names(value: u64) -> String {
+    let names: Vec<&str> = bits::NAMED
+        .iter()
+        .filter(|(_, b)| value & b != 0)
+        .map(|(n, _)| *n)
+        .collect();
+    if names.is_empty() {
+        "-".into()
+    } else {
+        names.join("|")
+    }
+}
+
+/// The decision table as text: the advertisement, then one line per host and
+/// report.
+pub fn table(pool: &Pool) -> String {
+    use std::fmt::Write;
+    let d = pool.decide();
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "advertise: ARCH_CAPABILITIES.VIRTUAL_ENUM={} MITIGATION_CTRL_SUPPORT={} MITIGATION_ENUM={:#x} ({})",
+        u8::from(d.advertised != 0),
+        u8::from(d.advertised != 0),
+        d.advertised,
+        report_name(d.advertised)
+    );
+    let _ = writeln!(
+        s,
+        "{:<20} {:<28} {:<24} unprotected",
+        "host", "guest reports", "force on"
+    );
+    for h in &pool.hosts {
+        for r in reports(d.advertised) {
+            let f = h.forcing(r);
+            let unprotected = if f.unprotected == 0 {
+                "-".to_string()
+            } else {
+                report_name(f.unprotected)
+            };
+            let _ = writeln!(
+                s,
+                "{:<20} {:<28} {:<24} {}",
+                h.name,
+                report_name(r),
+                spec_ctrl_names(f.forced),
+                unprotected
+            );
+        }
+    }
+    s
+}
