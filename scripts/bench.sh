@@ -39,6 +39,16 @@ lines KFSC-BENCH-EXIT | while read -r kv; do
 	printf '%-16s %-10s %-14s %10s %16s %10s\n' "$b_label" "$b_mode" "$b_backend" "$b_exits" "$b_cycles_per_exit" "$over"
 done
 echo
+echo "Nested VM-exit round trip (L2 CPUID handled by L1, 2*10^3 exits): the module's cost per L2 exit:"
+printf '%-16s %-10s %-14s %10s %19s %10s\n' "CPU (Bochs)" module backend "L0 exits" "TSC cycles/L2 exit" overhead
+lines KFSC-BENCH-NESTED | while read -r kv; do
+	eval "$kv"
+	[ "$b_mode" = unloaded ] && base=$b_cycles_per_l2_exit
+	over=$(awk -v c="$b_cycles_per_l2_exit" -v b="${base:-0}" \
+		'BEGIN { if (b > 0) printf "%+.1f%%", 100 * (c - b) / b; else print "-" }')
+	printf '%-16s %-10s %-14s %10s %19s %10s\n' "$b_label" "$b_mode" "$b_backend" "$b_l0_exits" "$b_cycles_per_l2_exit" "$over"
+done
+echo
 echo "Kicks per VM-wide update (2 vCPUs spinning in the guest, vmx-virt):"
 printf '%-8s %-8s %16s %18s\n' vCPUs updates "IPIs/update" "VM exits/update"
 lines KFSC-BENCH-KICKS | while read -r kv; do
