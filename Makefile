@@ -12,7 +12,7 @@
 SHELL := /bin/bash
 S := scripts
 
-.PHONY: all check demo bench errata-proof deps kernel module selftests bochs host-test vmm lint clean
+.PHONY: all check demo bench soak errata-proof deps kernel module selftests bochs host-test vmm lint clean
 
 all: module
 
@@ -29,6 +29,10 @@ errata-proof:
 # Backend comparison: exits and guest TSC cycles per WRMSR (not a test).
 bench:
 	$(S)/bench.sh
+
+# The randomized ABI driver for long (SOAK_STEPS per backend, KFSC_SEED).
+soak:
+	$(S)/soak.sh
 
 deps:
 	$(S)/deps.sh

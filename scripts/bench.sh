@@ -29,25 +29,25 @@ lines KFSC-BENCH | while read -r kv; do
 	printf '%-16s %-14s %-8s %16s %18s\n' "$b_label" "$b_backend" "$b_forcing" "$b_exits" "$b_cycles_per_wrmsr"
 done
 echo
+# overhead_rows TAG CYCLES_FIELD EXITS_FIELD: the rows of a round-trip
+# table, each with its overhead over the last "unloaded" row before it.
+overhead_rows() {
+	lines "$1" | while read -r kv; do
+		eval "$kv"
+		local c=b_$2 e=b_$3
+		[ "$b_mode" = unloaded ] && base=${!c}
+		over=$(awk -v c="${!c}" -v b="${base:-0}" \
+			'BEGIN { if (b > 0) printf "%+.1f%%", 100 * (c - b) / b; else print "-" }')
+		printf '%-16s %-10s %-14s %10s %19s %10s\n' "$b_label" "$b_mode" "$b_backend" "${!e}" "${!c}" "$over"
+	done
+}
 echo "VM-exit round trip (guest CPUID, 2*10^4 exits), the module's cost per entry:"
-printf '%-16s %-10s %-14s %10s %16s %10s\n' "CPU (Bochs)" module backend exits "TSC cycles/exit" overhead
-lines KFSC-BENCH-EXIT | while read -r kv; do
-	eval "$kv"
-	[ "$b_mode" = unloaded ] && base=$b_cycles_per_exit
-	over=$(awk -v c="$b_cycles_per_exit" -v b="${base:-0}" \
-		'BEGIN { if (b > 0) printf "%+.1f%%", 100 * (c - b) / b; else print "-" }')
-	printf '%-16s %-10s %-14s %10s %16s %10s\n' "$b_label" "$b_mode" "$b_backend" "$b_exits" "$b_cycles_per_exit" "$over"
-done
+printf '%-16s %-10s %-14s %10s %19s %10s\n' "CPU (Bochs)" module backend exits "TSC cycles/exit" overhead
+overhead_rows KFSC-BENCH-EXIT cycles_per_exit exits
 echo
 echo "Nested VM-exit round trip (L2 CPUID handled by L1, 2*10^3 exits): the module's cost per L2 exit:"
 printf '%-16s %-10s %-14s %10s %19s %10s\n' "CPU (Bochs)" module backend "L0 exits" "TSC cycles/L2 exit" overhead
-lines KFSC-BENCH-NESTED | while read -r kv; do
-	eval "$kv"
-	[ "$b_mode" = unloaded ] && base=$b_cycles_per_l2_exit
-	over=$(awk -v c="$b_cycles_per_l2_exit" -v b="${base:-0}" \
-		'BEGIN { if (b > 0) printf "%+.1f%%", 100 * (c - b) / b; else print "-" }')
-	printf '%-16s %-10s %-14s %10s %19s %10s\n' "$b_label" "$b_mode" "$b_backend" "$b_l0_exits" "$b_cycles_per_l2_exit" "$over"
-done
+overhead_rows KFSC-BENCH-NESTED cycles_per_l2_exit l0_exits
 echo
 echo "Kicks per VM-wide update (2 vCPUs spinning in the guest, vmx-virt):"
 printf '%-8s %-8s %16s %18s\n' vCPUs updates "IPIs/update" "VM exits/update"

@@ -25,6 +25,9 @@ cp /usr/lib/ISOLINUX/isolinux.bin /usr/lib/syslinux/modules/bios/ldlinux.c32 "$w
 cp "$KDIR/arch/x86/boot/bzImage" "$work/iso/bzImage"
 cp "$INITRD" "$work/iso/initrd.gz"
 # clearcpuid=amx_tile: the model offers AMX without XFD (PLATFORM.md).
+# kfsc.seed: for the randomized tests, new each boot (Bochs is deterministic,
+# the guest's own randomness would repeat); KFSC_SEED replays a run.
+seed=${KFSC_SEED:-$(od -An -N6 -tx8 /dev/urandom | tr -d ' ')}
 cat >"$work/iso/isolinux/isolinux.cfg" <<EOT
 DEFAULT linux
 PROMPT 0
@@ -32,7 +35,7 @@ TIMEOUT 0
 LABEL linux
   KERNEL /bzImage
   INITRD /initrd.gz
-  APPEND console=ttyS0,115200 loglevel=5 clearcpuid=amx_tile panic=-1 kfsc.suite=$suite $*
+  APPEND console=ttyS0,115200 loglevel=5 clearcpuid=amx_tile panic=-1 kfsc.suite=$suite kfsc.seed=$seed $*
 EOT
 xorriso -as mkisofs -quiet -o "$work/boot.iso" -b isolinux/isolinux.bin -c isolinux/boot.cat \
 	-no-emul-boot -boot-load-size 4 -boot-info-table "$work/iso" 2>/dev/null ||

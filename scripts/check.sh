@@ -104,4 +104,19 @@ step boot-bochs-spr-lifecycle "$KFSC_ROOT/scripts/bochs-run.sh" bochs-spr-lifecy
 boot bochs-spr-lifecycle "$logs/bochs-spr-lifecycle.serial"
 step boot-qemu-amd "$KFSC_ROOT/scripts/qemu-run.sh" qemu-amd "$logs"
 boot qemu-amd "$logs/qemu-amd.serial"
+
+# The debug kernel: the same patched tree with the kernel's checkers
+# (kernel/debug.fragment), its own module build and initramfs.
+step kernel-debug bash -c "KFSC_KERNEL_VARIANT=debug '$KFSC_ROOT/scripts/kernel.sh' >'$logs/kdir-debug'"
+KDIR=$(tail -n 1 "$logs/kdir-debug")
+export KDIR
+step module-debug "$KFSC_ROOT/scripts/module.sh"
+INITRD=$KFSC_ROOT/out/initramfs-debug.cpio.gz
+step initramfs-debug "$KFSC_ROOT/scripts/initramfs.sh" "$INITRD"
+step boot-bochs-spr-debug "$KFSC_ROOT/scripts/bochs-run.sh" bochs-spr-debug sapphire_rapids "$logs" kmemleak=on
+boot bochs-spr-debug "$logs/bochs-spr-debug.serial"
+step boot-bochs-tgl-debug "$KFSC_ROOT/scripts/bochs-run.sh" bochs-tgl-debug tigerlake "$logs"
+boot bochs-tgl-debug "$logs/bochs-tgl-debug.serial"
+step boot-bochs-spr-smp-debug env KFSC_BOCHS_CPUS=3 "$KFSC_ROOT/scripts/bochs-run.sh" bochs-spr-smp-debug sapphire_rapids "$logs"
+boot bochs-spr-smp-debug "$logs/bochs-spr-smp-debug.serial"
 finish

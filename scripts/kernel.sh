@@ -3,7 +3,10 @@
 # config fragment, out of tree, in the cache.
 #
 #   source tree  $KFSC_CACHE/linux/src-$VERSION      (git: pristine + patches)
-#   build tree   $KFSC_CACHE/linux/build-$KEY         KEY = hash(version, fragment)
+#   build tree   $KFSC_CACHE/linux/build-$KEY         KEY = hash(version, fragments)
+#
+# KFSC_KERNEL_VARIANT=debug adds kernel/debug.fragment (lockdep, UBSAN,
+# fault injection, ...): a second build tree of the same patched source.
 #
 # A change of patches only resets the patched files and re-applies the series:
 # files the patches do not touch keep their mtimes, so the rebuild is
@@ -16,8 +19,13 @@ deb=$(ls "$KFSC_CACHE"/dl/$KFSC_LINUX_PKG/*.deb 2>/dev/null | head -n1)
 [ -n "$deb" ] || die "no $KFSC_LINUX_PKG package downloaded; run scripts/deps.sh"
 version=$(dpkg-deb -f "$deb" Version)
 src=$KFSC_CACHE/linux/src-$version
-frag=$KFSC_ROOT/kernel/config.fragment
-key=$( (echo "$version"; cat "$frag") | sha256sum | cut -c1-16)
+frags=("$KFSC_ROOT/kernel/config.fragment")
+case ${KFSC_KERNEL_VARIANT:-} in
+"") ;;
+debug) frags+=("$KFSC_ROOT/kernel/debug.fragment") ;;
+*) die "unknown KFSC_KERNEL_VARIANT '$KFSC_KERNEL_VARIANT'" ;;
+esac
+key=$( (echo "$version"; cat "${frags[@]}") | sha256sum | cut -c1-16)
 build=$KFSC_CACHE/linux/build-$key
 shopt -s nullglob
 # The series as sent to the list: 0000 is its cover letter, not a change.
@@ -74,9 +82,9 @@ if [ "$(cat "$build/.kfsc-fragment" 2>/dev/null)" != "$key" ]; then
 	log "kernel: configuring $build"
 	mkdir -p "$build"
 	kmake tinyconfig >/dev/null
-	"$src/scripts/kconfig/merge_config.sh" -m -O "$build" "$build/.config" "$frag" >/dev/null
+	"$src/scripts/kconfig/merge_config.sh" -m -O "$build" "$build/.config" "${frags[@]}" >/dev/null
 	kmake olddefconfig >/dev/null
-	missing=$(grep -E '^CONFIG_' "$frag" | while read -r line; do
+	missing=$(cat "${frags[@]}" | grep -E '^CONFIG_' | while read -r line; do
 		grep -qxF "$line" "$build/.config" || echo "$line"; done)
 	[ -z "$missing" ] || die "config options dropped by olddefconfig:"$'\n'"$missing"
 	echo "$key" >"$build/.kfsc-fragment"

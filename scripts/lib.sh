@@ -50,5 +50,30 @@ kfsc_prepare() {
 # The modules a suite loads, from the kernel build $KDIR and this project.
 kfsc_module_files() {
 	echo "$KDIR"/virt/lib/irqbypass.ko "$KDIR"/arch/x86/kvm/kvm{,-intel,-amd}.ko \
-		"$KFSC_ROOT/rust/kvm_force_spec_ctrl.ko"
+		"$(kfsc_module_out)/rust/kvm_force_spec_ctrl.ko"
 }
+
+# Where the module is built for the kernel build $KDIR (Kbuild's MO=): one
+# directory per kernel build, outside the source tree, so that the main and
+# the debug kernel each have theirs. KFSC_MODULE_OUT overrides it.
+kfsc_module_out() {
+	echo "${KFSC_MODULE_OUT:-$KFSC_CACHE/module/$(basename "${KDIR:?}")}"
+}
+
+# One run at a time on a cache: two runs building the same kernel tree at
+# once corrupt it (seen: "mv: cannot stat include/config/.tmp_kernel.release").
+# The first script of a run takes the lock and holds it until it and every
+# child that inherited the descriptor exit; nested scripts inherit it
+# (KFSC_LOCKED). A second run waits, and says for whom.
+kfsc_lock() {
+	[ -n "${KFSC_LOCKED:-}" ] && return 0
+	mkdir -p "$KFSC_CACHE"
+	exec 9>>"$KFSC_CACHE/.lock"
+	if ! flock -n 9; then
+		log "waiting for the run holding $KFSC_CACHE/.lock: $(cat "$KFSC_CACHE/.lock.owner" 2>/dev/null)"
+		flock 9
+	fi
+	echo "pid $$, $(basename "$0"), since $(date +%T)" >"$KFSC_CACHE/.lock.owner"
+	export KFSC_LOCKED=1
+}
+kfsc_lock

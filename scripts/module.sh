@@ -3,6 +3,9 @@
 # constants from the uapi header, check the ABI numbers against the kernel's
 # <linux/kvm.h>, then Kbuild (make -C $KDIR M=$KFSC_ROOT). CLIPPY=1 runs
 # clippy as part of the build, as in the kernel.
+# The objects go to a directory per kernel build (kfsc_module_out, Kbuild's
+# MO=), not into the source tree: the module is then
+# <that dir>/rust/kvm_force_spec_ctrl.ko.
 #   KDIR=<kernel build dir> module.sh
 source "$(dirname "$0")/lib.sh"
 kfsc_kernel_env
@@ -18,7 +21,9 @@ cmp -s "$tmp/abi.rs" "$KFSC_ROOT/rust/abi_generated.rs" ||
 
 "$KFSC_ROOT/scripts/abi-check.sh" "$KDIR"
 
-make -C "$KDIR" M="$KFSC_ROOT" ${CLIPPY:+CLIPPY=1} modules >"$tmp/build.log" 2>&1 ||
+out=$(kfsc_module_out)
+mkdir -p "$out"
+make -C "$KDIR" M="$KFSC_ROOT" MO="$out" ${CLIPPY:+CLIPPY=1} modules >"$tmp/build.log" 2>&1 ||
 	{ cat "$tmp/build.log" >&2; die "module build failed"; }
 grep -E 'warning|error' "$tmp/build.log" >&2 && die "module build has warnings"
-log "module: $KFSC_ROOT/rust/kvm_force_spec_ctrl.ko"
+log "module: $out/rust/kvm_force_spec_ctrl.ko"

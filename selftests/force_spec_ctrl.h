@@ -54,14 +54,13 @@ static inline __u64 fsc_supported(void)
 }
 
 /*
- * Run the vCPU to its next GUEST_SYNC and return the synced value; a guest
- * assertion or any other exit fails the test.
+ * After an I/O exit: the GUEST_SYNC value; a guest assertion or any other
+ * ucall fails the test.
  */
-static inline __u64 fsc_sync(struct kvm_vcpu *vcpu)
+static inline __u64 fsc_ucall_sync(struct kvm_vcpu *vcpu)
 {
 	struct ucall uc;
 
-	vcpu_run(vcpu);
 	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
 	switch (get_ucall(vcpu, &uc)) {
 	case UCALL_SYNC:
@@ -72,6 +71,13 @@ static inline __u64 fsc_sync(struct kvm_vcpu *vcpu)
 		TEST_FAIL("unexpected ucall %lu", uc.cmd);
 	}
 	return 0;
+}
+
+/* Run the vCPU to its next GUEST_SYNC and return the synced value. */
+static inline __u64 fsc_sync(struct kvm_vcpu *vcpu)
+{
+	vcpu_run(vcpu);
+	return fsc_ucall_sync(vcpu);
 }
 
 /* The vCPU's debug view: its file in KVM's per-vCPU debugfs directory. */

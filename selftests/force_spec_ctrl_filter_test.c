@@ -67,7 +67,6 @@ struct counts {
 static __u64 run(struct kvm_vcpu *vcpu, struct counts *c)
 {
 	struct kvm_run *r = vcpu->run;
-	struct ucall uc;
 
 	for (;;) {
 		vcpu_run(vcpu);
@@ -89,18 +88,8 @@ static __u64 run(struct kvm_vcpu *vcpu, struct counts *c)
 			r->msr.error = 0;
 			c->wrmsr++;
 			continue;
-		case KVM_EXIT_IO:
-			break;
 		default:
-			TEST_FAIL("unexpected exit %s", exit_reason_str(r->exit_reason));
-		}
-		switch (get_ucall(vcpu, &uc)) {
-		case UCALL_SYNC:
-			return uc.args[1];
-		case UCALL_ABORT:
-			REPORT_GUEST_ASSERT(uc);
-		default:
-			TEST_FAIL("unexpected ucall %lu", uc.cmd);
+			return fsc_ucall_sync(vcpu);
 		}
 	}
 }

@@ -40,13 +40,13 @@ int main(void)
 	v = fsc_sync(vcpu);
 	eff = fsc_debug_u64(vcpu, "effective");
 	ksft_test_result(v == 0 && eff == VALUE,
-			 "after RESET: guest reads 0x%llx, effective 0x%llx (want 0, 0x%x)\n",
-			 v, eff, VALUE);
+			 "after RESET: guest reads 0x%llx, effective 0x%llx (want 0, 0x%llx)\n",
+			 v, eff, (__u64)VALUE);
 
 	v = fsc_sync(vcpu);
 	eff = fsc_next_entry_effective(vcpu);
 	ksft_test_result(v == WRITTEN && eff == ((WRITTEN & ~MASK) | VALUE),
-			 "guest writes 0x%x: reads 0x%llx, effective 0x%llx\n", WRITTEN, v, eff);
+			 "guest writes 0x%llx: reads 0x%llx, effective 0x%llx\n", (__u64)WRITTEN, v, eff);
 
 	/* INIT: latch it, let KVM_RUN process it. */
 	vcpu_events_get(vcpu, &events);
@@ -65,7 +65,8 @@ int main(void)
 			 "after INIT: KVM_GET_MSRS 0x%llx, guest view 0x%llx\n", v,
 			 fsc_debug_u64(vcpu, "guest"));
 	eff = fsc_debug_u64(vcpu, "effective");
-	ksft_test_result(eff == VALUE, "after INIT: effective 0x%llx (want 0x%x)\n", eff, VALUE);
+	ksft_test_result(eff == VALUE, "after INIT: effective 0x%llx (want 0x%llx)\n", eff,
+			 (__u64)VALUE);
 
 	kvm_vm_free(vm);
 	ksft_finished();

@@ -79,6 +79,9 @@ gate() {
 insmod_fsc() { t "insmod kvm_force_spec_ctrl" 60 insmod "$M"/kvm_force_spec_ctrl.ko; }
 rmmod_fsc() { t "rmmod kvm_force_spec_ctrl" 60 rmmod kvm_force_spec_ctrl; }
 
+# The seed the harness chose for this boot (kfsc.seed=, hex).
+SEED=0x$(sed -n 's/.*kfsc\.seed=\([0-9a-f]*\).*/\1/p' /proc/cmdline)
+
 # forcing_tests BACKEND [MODULE ARGS...]: the forcing selftests with the
 # module loaded (with these parameters), expecting this backend.
 forcing_tests() {
@@ -95,6 +98,8 @@ forcing_tests() {
 	t "$backend: nested_test" 300 "$T"/force_spec_ctrl_nested_test
 	t "$backend: nocpuid_test" 300 "$T"/force_spec_ctrl_nocpuid_test
 	t "$backend: filter_test" 300 "$T"/force_spec_ctrl_filter_test
+	t "$backend: random_test (10^4 steps, seed $SEED)" 1200 \
+		"$T"/force_spec_ctrl_random_test -s "$SEED" -n "${RANDOM_STEPS:-10000}"
 	unset FSC_BACKEND
 	rmmod_fsc
 }
