@@ -236,4 +236,27 @@ static inline bool fsc_backend_is_expected(struct kvm_vcpu *vcpu, char *buf, siz
 	return !strcmp(buf, fsc_expected_backend());
 }
 
+/*
+ * The benchmarks' modes: "unloaded" (stock KVM), "idle" (the module loaded,
+ * the VM bound, nothing forced), "forcing" (SSBD forced on). Checks that the
+ * module's presence matches @mode, sets the VM up for it and fills @backend
+ * with the debug view's backend ("none" when unloaded).
+ */
+static inline void fsc_bench_mode(struct kvm_vcpu *vcpu, const char *mode, char *backend,
+				  size_t size)
+{
+	bool loaded = kvm_check_cap(KVM_CAP_FORCE_SPEC_CTRL);
+
+	TEST_ASSERT(!strcmp(mode, "unloaded") || !strcmp(mode, "idle") ||
+		    !strcmp(mode, "forcing"), "mode %s", mode);
+	TEST_ASSERT(!loaded == !strcmp(mode, "unloaded"), "mode %s, but the module is %sloaded",
+		    mode, loaded ? "" : "not ");
+	if (!strcmp(mode, "forcing"))
+		fsc_vm_set(vcpu->vm, SPEC_CTRL_SSBD, SPEC_CTRL_SSBD);
+	if (loaded)
+		fsc_debug_backend(vcpu, backend, size);
+	else
+		snprintf(backend, size, "none");
+}
+
 #endif /* SELFTEST_FORCE_SPEC_CTRL_H */

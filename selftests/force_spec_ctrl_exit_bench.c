@@ -37,17 +37,9 @@ int main(int argc, char *argv[])
 
 	TEST_ASSERT(argc == 3, "usage: %s LABEL unloaded|idle|forcing", argv[0]);
 	mode = argv[2];
-	TEST_ASSERT(!kvm_check_cap(KVM_CAP_FORCE_SPEC_CTRL) == !strcmp(mode, "unloaded"),
-		    "mode %s, but the module is %sloaded", mode,
-		    kvm_check_cap(KVM_CAP_FORCE_SPEC_CTRL) ? "" : "not ");
 
 	vm = vm_create_with_one_vcpu(&vcpu, guest_code);
-	if (!strcmp(mode, "forcing"))
-		fsc_vm_set(vm, SPEC_CTRL_SSBD, SPEC_CTRL_SSBD);
-	else
-		TEST_ASSERT(!strcmp(mode, "idle") || !strcmp(mode, "unloaded"), "mode %s", mode);
-	if (strcmp(mode, "unloaded"))
-		fsc_debug_backend(vcpu, backend, sizeof(backend));
+	fsc_bench_mode(vcpu, mode, backend, sizeof(backend));
 
 	fsc_sync(vcpu);
 	exits = vcpu_get_stat(vcpu, exits);
