@@ -284,28 +284,32 @@ static void check_all(void)
 		for (i = 0; i < NR_VCPUS; i++) {
 			struct kvm_vcpu *vcpu = m->vcpu[i];
 			__u64 v = vcpu_get_msr(vcpu, MSR_IA32_SPEC_CTRL);
+			unsigned long long vm_mask, vm_value;
 			char path[128], line[128];
 			FILE *f;
 
 			CHECK(v == m->v[i].view, "VM%d vCPU%d KVM_GET_MSRS 0x%llx, want 0x%llx", k,
 			      i, v, m->v[i].view);
-			CHECK(fsc_debug_u64(vcpu, "vm_mask") == m->mask &&
-			      fsc_debug_u64(vcpu, "vm_value") == m->value,
-			      "VM%d: VM-wide configuration differs from 0x%llx:0x%llx", k, m->mask,
-			      m->value);
 			if (m->v[i].own)
 				snprintf(want_own, sizeof(want_own), "0x%llx 0x%llx", m->v[i].omask,
 					 m->v[i].ovalue);
 			else
 				snprintf(want_own, sizeof(want_own), "none");
+			/* One read of the view: the VM-wide and the vCPU's configuration. */
 			fsc_debug_path(vcpu, path, sizeof(path));
 			f = fopen(path, "r");
 			CHECK(f, "open %s", path);
 			own[0] = 0;
-			while (fgets(line, sizeof(line), f))
-				if (sscanf(line, "vcpu_override: %63[^\n]", own) == 1)
-					break;
+			vm_mask = vm_value = ~0ULL;
+			while (fgets(line, sizeof(line), f)) {
+				sscanf(line, "vm_mask: %llx", &vm_mask);
+				sscanf(line, "vm_value: %llx", &vm_value);
+				sscanf(line, "vcpu_override: %63[^\n]", own);
+			}
 			fclose(f);
+			CHECK(vm_mask == m->mask && vm_value == m->value,
+			      "VM%d: VM-wide configuration 0x%llx:0x%llx, want 0x%llx:0x%llx", k,
+			      vm_mask, vm_value, m->mask, m->value);
 			CHECK(!strcmp(own, want_own), "VM%d vCPU%d override '%s', want '%s'", k, i,
 			      own, want_own);
 		}
