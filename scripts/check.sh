@@ -42,19 +42,25 @@ boot() {
 
 step deps "$KFSC_ROOT/scripts/deps.sh"
 
-# Host tests of the pure Rust: each cargo test counts.
-t0=$SECONDS
-"$KFSC_ROOT/scripts/host-test.sh" >"$logs/cargo-test.log" 2>&1
-rc=$?
-read -r cp cf < <(awk '/^test result:/ {p += $4; f += $6} END {print p+0, f+0}' "$logs/cargo-test.log")
-for ((i = 0; i < cp; i++)); do pass=$((pass + 1)); done
-for ((i = 0; i < cf; i++)); do fail=$((fail + 1)); done
-if [ $rc -eq 0 ] && [ "$cp" -gt 0 ]; then
-	echo "PASS cargo test: $cp tests ($((SECONDS - t0))s)"
-else
-	echo "FAIL cargo test: $cp passed, $cf failed, exit $rc (out/logs/cargo-test.log)"
-	[ "$cf" -gt 0 ] || fail=$((fail + 1))
-fi
+# cargo_tests NAME LOG CMD...: a cargo test run whose tests count one by
+# one; a run that fails without a failed test (or runs none) counts once.
+cargo_tests() {
+	local name=$1 log=$2 t0=$SECONDS rc cp cf
+	shift 2
+	"$@" >"$logs/$log" 2>&1
+	rc=$?
+	read -r cp cf < <(awk '/^test result:/ {p += $4; f += $6} END {print p+0, f+0}' "$logs/$log")
+	pass=$((pass + cp)) fail=$((fail + cf))
+	if [ $rc -eq 0 ] && [ "$cp" -gt 0 ]; then
+		echo "PASS $name: $cp tests ($((SECONDS - t0))s)"
+	else
+		echo "FAIL $name: $cp passed, $cf failed, exit $rc (out/logs/$log)"
+		[ "$cf" -gt 0 ] || fail=$((fail + 1))
+	fi
+}
+
+# Host tests of the pure Rust.
+cargo_tests "cargo test" cargo-test.log "$KFSC_ROOT/scripts/host-test.sh"
 
 step kernel bash -c "'$KFSC_ROOT/scripts/kernel.sh' >'$logs/kdir'"
 KDIR=$(tail -n 1 "$logs/kdir")
@@ -67,18 +73,8 @@ export TESTS
 step bochs bash -c "'$KFSC_ROOT/scripts/bochs.sh' >'$logs/bochs-prefix'"
 BOCHS=$(tail -n 1 "$logs/bochs-prefix")
 export BOCHS
-# The userspace crate: its tests count one by one, like the host tests.
-t0=$SECONDS
-"$KFSC_ROOT/scripts/vmm.sh" test >"$logs/vmm-test.log" 2>&1
-rc=$?
-read -r cp cf < <(awk '/^test result:/ {p += $4; f += $6} END {print p+0, f+0}' "$logs/vmm-test.log")
-pass=$((pass + cp)) fail=$((fail + cf))
-if [ $rc -eq 0 ] && [ "$cp" -gt 0 ]; then
-	echo "PASS vmm cargo test: $cp tests ($((SECONDS - t0))s)"
-else
-	echo "FAIL vmm cargo test: $cp passed, $cf failed, exit $rc (out/logs/vmm-test.log)"
-	[ "$cf" -gt 0 ] || fail=$((fail + 1))
-fi
+# The userspace crate.
+cargo_tests "vmm cargo test" vmm-test.log "$KFSC_ROOT/scripts/vmm.sh" test
 step vmm-lint "$KFSC_ROOT/scripts/vmm.sh" lint
 step vmm-build bash -c "'$KFSC_ROOT/scripts/vmm.sh' build >'$logs/vmm-dir'"
 VMM=$(tail -n 1 "$logs/vmm-dir")
