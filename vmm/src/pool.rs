@@ -37,7 +37,6 @@
 use crate::msr::{arch_cap, mitigations, Mitigation, MITIGATION_BITS};
 use crate::spec_ctrl::bits;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
 use thiserror::Error;
 
 /// CPUID.(EAX=7,ECX=2):EDX bits the policy reads.
@@ -185,10 +184,7 @@ impl Pool {
                 }
             }
         }
-        Decision {
-            advertised,
-            hosts: self.hosts.iter().map(|h| h.name.clone()).collect(),
-        }
+        Decision { advertised }
     }
 }
 
@@ -199,8 +195,6 @@ pub struct Decision {
     /// `MSR_VIRTUAL_MITIGATION_ENUM` for every VM of the pool (0: do not
     /// advertise the virtual MSRs at all).
     pub advertised: u64,
-    /// The hosts it was made for.
-    pub hosts: BTreeSet<String>,
 }
 
 /// Every report a guest can make with the advertised mitigations, in
