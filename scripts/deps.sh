@@ -20,10 +20,13 @@ apt_pkgs=(
 	busybox-static isolinux syslinux-common xorriso
 	# Bochs from source (nogui, no plugins)
 	g++ make
+	# QEMU from source (scripts/qemu.sh): meson and pycotap come from
+	# bookworm-backports, QEMU 10.0 needs meson >= 1.5
+	ninja-build libglib2.0-dev libfdt-dev dpkg-dev
 	# virtme-ng
 	udev
 )
-bpo_pkgs=(qemu-system-x86)
+bpo_pkgs=(qemu-system-x86 meson python3-pycotap)
 
 missing=()
 for p in "${apt_pkgs[@]}" "${bpo_pkgs[@]}"; do
@@ -53,6 +56,15 @@ fetch_deb() { # package -> $dl/<package>/ (extracted)
 fetch_deb "$KFSC_LINUX_PKG"
 fetch_deb bochsbios
 fetch_deb vgabios
+# QEMU's firmware for microvm (qboot, linuxboot_dma): not in its source package.
+fetch_deb qemu-system-data
+if [ ! -e "$dl/qemu-src/.done" ]; then
+	kfsc_apt_update trixie
+	rm -rf "$dl/qemu-src" && mkdir -p "$dl/qemu-src"
+	(cd "$dl/qemu-src" && kfsc_apt trixie source --download-only "qemu=$KFSC_QEMU_VER" >/dev/null) ||
+		die "could not download the QEMU $KFSC_QEMU_VER source package"
+	touch "$dl/qemu-src/.done"
+fi
 if [ ! -e "$dl/bochs-src/.done" ]; then
 	kfsc_apt_update trixie
 	rm -rf "$dl/bochs-src" && mkdir -p "$dl/bochs-src"

@@ -10,9 +10,10 @@ KFSC_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 KFSC_CACHE=${KFSC_CACHE:-/var/cache/kvm-force-spec-ctrl}
 export KFSC_ROOT KFSC_CACHE
 
-# Kernel and Bochs sources, pinned: a different version changes the cache key.
+# Kernel, Bochs and QEMU sources, pinned: a different version changes the cache key.
 KFSC_LINUX_PKG=linux-source-7.3
 KFSC_BOCHS_VER=3.0+dfsg
+KFSC_QEMU_VER=1:10.0.13+ds-0+deb13u1
 KFSC_BINDGEN_VER=0.71.1
 
 # The toolchain of PLATFORM.md. rustup's ~/.cargo/bin must not be on PATH for
@@ -32,7 +33,8 @@ log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
 
 # kfsc_prepare OUTDIR: everything a boot needs (dependencies, kernel, module,
-# selftests, Bochs, initramfs in OUTDIR); exports KDIR, TESTS, BOCHS, INITRD.
+# selftests, Bochs, QEMU, initramfs in OUTDIR); exports KDIR, TESTS, BOCHS,
+# QEMU, INITRD.
 kfsc_prepare() {
 	mkdir -p "$1"
 	"$KFSC_ROOT/scripts/deps.sh"
@@ -42,8 +44,9 @@ kfsc_prepare() {
 	TESTS=$("$KFSC_ROOT/scripts/selftests.sh")
 	BOCHS=$("$KFSC_ROOT/scripts/bochs.sh")
 	VMM=$("$KFSC_ROOT/scripts/vmm.sh" build)
+	QEMU=$("$KFSC_ROOT/scripts/qemu.sh")
 	INITRD=$1/initramfs.cpio.gz
-	export TESTS BOCHS VMM INITRD
+	export TESTS BOCHS VMM QEMU INITRD
 	"$KFSC_ROOT/scripts/initramfs.sh" "$INITRD"
 }
 
