@@ -22,7 +22,7 @@ check:
 demo:
 	$(S)/demo.sh
 
-# The errata checks fail on Bochs without the fixes (builds 3 Bochs).
+# The errata checks fail on Bochs without the fixes (one Bochs per fix).
 errata-proof:
 	$(S)/errata-proof.sh
 

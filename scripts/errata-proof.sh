@@ -30,4 +30,6 @@ expect "VM entry with APICv fails (erratum 3)" 0003 bochs-spr-4level no5lvl \
 	'Posted Interrupt Descriptor phy addr malformed'
 expect "host interrupts do not exit a guest running with IF=0 (erratum 5)" 0004 bochs-spr-4level no5lvl \
 	'not ok [0-9]+ 0 host-interrupt exits'
+expect "a Linux guest triple-faults in its decompressor under EPT (erratum 6)" 0005 bochs-spr-qemu "" \
+	'KFSC-RESULT FAIL real guest reaches userspace'
 exit $rc

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Make the test initramfs: busybox, the KVM modules of the test kernel, the
 # project's module and selftests, the guest-side scripts.
-#   KDIR=... TESTS=<selftests dir> VMM=<vmm binaries dir> initramfs.sh <output.cpio.gz>
+#   KDIR=... TESTS=<selftests dir> VMM=<vmm binaries dir> [QEMU=<qemu dir>] \
+#     initramfs.sh <output.cpio.gz>
+# With QEMU (scripts/qemu.sh's output) it also holds the real guest of the
+# real-guest suites in /qemu: QEMU, its firmware, the test kernel's bzImage
+# and the guest's own initramfs (scripts/guest/l2/).
 source "$(dirname "$0")/lib.sh"
 KDIR=${KDIR:?} TESTS=${TESTS:?} VMM=${VMM:?}
 out=${1:?output path}
@@ -24,4 +28,19 @@ cp "$KFSC_ROOT/scripts/guest/init" "$root/init"
 cp "$KFSC_ROOT/scripts/guest/lib.sh" "$KFSC_ROOT/scripts/guest/lifecycle.sh" \
 	"$KFSC_ROOT/scripts/guest/kmemleak.sh" "$root/"
 cp "$KFSC_ROOT"/scripts/guest/suites/* "$root/suites/"
+cp "$KFSC_ROOT/scripts/guest/realguest.sh" "$root/"
+if [ -n "${QEMU:-}" ]; then
+	mkdir -p "$root/qemu"
+	cp "$QEMU"/qemu-system-x86_64 "$QEMU"/qboot.rom "$QEMU"/linuxboot_dma.bin \
+		"$KDIR/arch/x86/boot/bzImage" "$root/qemu/"
+	# The guest's initramfs: busybox, its /init, the SSBD tasks.
+	l2=$root/l2-root
+	mkdir -p "$l2"/{bin,proc,sys,dev}
+	cp /bin/busybox "$l2/bin/"
+	for applet in sh mount cat grep echo; do ln -s busybox "$l2/bin/$applet"; done
+	cp "$KFSC_ROOT/scripts/guest/l2/init" "$l2/init"
+	gcc -static -O2 -Wall -Werror -o "$l2/bin/spec-task" "$KFSC_ROOT/scripts/guest/l2/spec-task.c"
+	(cd "$l2" && find . | cpio -o -H newc --quiet | gzip -1) >"$root/qemu/l2.gz"
+	rm -rf "$l2"
+fi
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out"

@@ -1,0 +1,270 @@
+# A real guest under a real VMM: the test kernel, booted by the project's
+# QEMU (qemu/patches) with -accel kvm and forced IA32_SPEC_CTRL bits, inside
+# the emulated CPU. The guest's own kernel writes IA32_SPEC_CTRL (eIBRS at
+# boot, SSBD per task: scripts/guest/l2/). The host drives QEMU over QMP and
+# samples the module's debug view while the guest runs. Sourced by a suite
+# after lib.sh; realguest_run BACKEND runs it all.
+Q=${KFSC_QEMU:-/qemu}
+BHI_DIS_S=0x400
+SSBD=0x4
+# The guest must not choose BHI_DIS_S itself (spectre_bhi=off: it believes
+# it relies on software BHB clearing), so that the bit is the host's alone.
+# The emulated host is not affected by Speculative Store Bypass, and KVM says
+# so to guests twice (ARCH_CAPABILITIES.SSB_NO, and CPUID 0x80000008 EBX
+# AMD_SSB_NO, which KVM sets whenever its host is unaffected): with both
+# off, the guest kernel honours per-task SSBD requests (prctl).
+L2_APPEND="console=ttyS0 quiet panic=-1 spectre_bhi=off"
+L2_CPU="host,ssb-no=off,amd-no-ssb=off"
+
+ok() { echo "KFSC-RESULT PASS $*"; }
+nok() { echo "KFSC-RESULT FAIL $*"; }
+check() { # check NAME COND-EXIT-STATUS
+	if [ "$2" -eq 0 ]; then ok "$1"; else nok "$1"; fi
+}
+
+# qemu_start TAG ACCEL-OPTS [QEMU ARGS...]: QEMU in the background, its
+# console in /tmp/$TAG.log, QMP on the pipes /tmp/$TAG.qmp.{in,out} (fds 3
+# and 4 once qmp_open ran). Sets QPID.
+qemu_start() {
+	tag=$1 accel=$2
+	shift 2
+	rm -f /tmp/"$tag".log /tmp/"$tag".qmp.in /tmp/"$tag".qmp.out
+	mkfifo /tmp/"$tag".qmp.in /tmp/"$tag".qmp.out
+	"$Q"/qemu-system-x86_64 -M microvm -accel "kvm$accel" -cpu "$L2_CPU" \
+		-smp 1 -m 96 -display none -no-reboot -L "$Q" -bios "$Q"/qboot.rom \
+		-kernel "$Q"/bzImage -initrd "$Q"/l2.gz -append "$L2_APPEND" \
+		-serial file:/tmp/"$tag".log \
+		-chardev pipe,id=qmp,path=/tmp/"$tag".qmp -mon chardev=qmp,mode=control \
+		"$@" </dev/null >/tmp/"$tag".stderr 2>&1 &
+	QPID=$!
+}
+
+# qmp_open TAG: connect to QEMU's QMP and leave command mode on.
+qmp_open() {
+	exec 3</tmp/"$1".qmp.out 4>/tmp/"$1".qmp.in
+	read -r -t 120 greeting <&3 || return 1
+	qmp '{"execute":"qmp_capabilities"}' >/dev/null
+}
+
+# qmp JSON: send a command, print its reply (events are skipped).
+qmp() {
+	echo "$1" >&4
+	while read -r -t 300 line <&3; do
+		case $line in
+		*'"return"'* | *'"error"'*) echo "$line"; return 0 ;;
+		esac
+	done
+	echo "no QMP reply to $1"
+	return 1
+}
+
+qmp_quit() {
+	qmp '{"execute":"quit"}' >/dev/null
+	exec 3<&- 4>&-
+	wait "$QPID" 2>/dev/null
+}
+
+# json_num KEY: the number after "KEY": in stdin's first match.
+json_num() { sed -n "s/.*\"$1\": *\([0-9]*\).*/\1/p" | head -n1; }
+
+# wait_log TAG PATTERN SECONDS: wait for a console line.
+wait_log() {
+	i=0
+	while [ $i -lt "$3" ]; do
+		grep -q "$2" /tmp/"$1".log 2>/dev/null && return 0
+		kill -0 "$QPID" 2>/dev/null || return 1
+		sleep 1
+		i=$((i + 1))
+	done
+	return 1
+}
+
+dv() { cat /sys/kernel/debug/kvm/*/vcpu0/force_spec_ctrl; }
+field() { sed -n "s/^$1: //p"; }
+
+# sample N LABEL: N debug-view reads while the guest runs. Each record must
+# be of a fresh entry and obey the invariant: the value loaded is the merge
+# of the guest's view and the configuration in force. Counts what it saw in
+# SAW_SSBD_ON/OFF (guest views with and without SSBD) and the union of the
+# values loaded in EFF_OR, their intersection in EFF_AND.
+sample() {
+	n=$1 label=$2 bad=0 SAW_SSBD_ON=0 SAW_SSBD_OFF=0 EFF_OR=0 EFF_AND=-1 GUEST_OR=0
+	ALL_GUEST_OR=${ALL_GUEST_OR:-0}
+	i=0
+	while [ $i -lt "$n" ]; do
+		# A record older than this read (fresh: 0) is of an entry before
+		# it began, e.g. before the last change: read again.
+		for try in 1 2 3 4 5; do
+			out=$(dv)
+			[ "$(echo "$out" | field fresh)" = 1 ] && break
+		done
+		g=$(echo "$out" | field guest)
+		e=$(echo "$out" | field effective)
+		m=$(echo "$out" | field mask)
+		v=$(echo "$out" | field value)
+		f=$(echo "$out" | field fresh)
+		if [ "$f" != 1 ] || [ $(((g & ~m) | (v & m))) -ne $((e)) ]; then
+			echo "bad record ($label): $(echo "$out" | tr '\n' ' ')"
+			bad=$((bad + 1))
+		fi
+		[ $((g & SSBD)) -ne 0 ] && SAW_SSBD_ON=$((SAW_SSBD_ON + 1)) || SAW_SSBD_OFF=$((SAW_SSBD_OFF + 1))
+		EFF_OR=$((EFF_OR | e)) EFF_AND=$((EFF_AND & e)) GUEST_OR=$((GUEST_OR | g))
+		ALL_GUEST_OR=$((ALL_GUEST_OR | g))
+		i=$((i + 1))
+	done
+	echo "sampled $n entries ($label): guest views with SSBD $SAW_SSBD_ON, without $SAW_SSBD_OFF;" \
+		"loaded: OR $(printf 0x%x $EFF_OR) AND $(printf 0x%x $EFF_AND); guest views OR $(printf 0x%x $GUEST_OR)"
+	return $bad
+}
+
+# guest_msr_check TAG: the guest's own RDMSRs (spec-task.c) never show a
+# forced bit, show SSBD exactly in the task that asked for it, and are
+# values the host saw as the guest's view.
+guest_msr_check() {
+	lines=$(grep '^L2-MSR' /tmp/"$1".log)
+	[ -n "$lines" ] || { echo "no L2-MSR lines"; return 1; }
+	bad=0
+	echo "$lines" | sort | uniq -c | sed 's/^/  guest RDMSR: /'
+	for w in $(echo "$lines" | sed 's/L2-MSR task=\([a-z]*\) \(0x[0-9a-f]*\)/\1:\2/'); do
+		task=${w%%:*} val=${w#*:}
+		[ $((val & BHI_DIS_S)) -eq 0 ] || bad=1
+		if [ "$task" = ssbd ]; then
+			[ $((val & SSBD)) -ne 0 ] || bad=1
+		else
+			[ $((val & SSBD)) -eq 0 ] || bad=1
+		fi
+		# The host's views are the guest's values: same bits outside SSBD.
+		[ $(((val ^ ALL_GUEST_OR) & ~SSBD)) -eq 0 ] || bad=1
+	done
+	return $bad
+}
+
+# realguest_run BACKEND: the whole scenario on this CPU model.
+realguest_run() {
+	backend=$1
+	load_kvm intel enable_apicv=0
+	insmod_fsc
+
+	# Refusals at start: nothing runs with a configuration KVM cannot apply.
+	qemu_start bad ",force-spec-ctrl-mask=0x4,force-spec-ctrl-value=0x400"
+	wait "$QPID"
+	rc=$?
+	cat /tmp/bad.stderr
+	grep -q "has bits outside the mask" /tmp/bad.stderr
+	check "QEMU refuses value outside mask (exit $rc)" $(( $? || ! rc ))
+	qemu_start bad ",force-spec-ctrl-mask=0x8000000000000000,force-spec-ctrl-value=0x8000000000000000"
+	wait "$QPID"
+	rc=$?
+	cat /tmp/bad.stderr
+	grep -q "cannot force IA32_SPEC_CTRL bits 0x8000000000000000 on" /tmp/bad.stderr
+	check "QEMU refuses a bit the host cannot force on (exit $rc)" $(( $? || ! rc ))
+
+	# The guest, BHI_DIS_S forced on from its first instruction.
+	qemu_start src ",force-spec-ctrl-mask=$BHI_DIS_S,force-spec-ctrl-value=$BHI_DIS_S"
+	if ! qmp_open src || ! wait_log src L2-READY 400; then
+		cat /tmp/src.stderr /tmp/src.log
+		nok "real guest reaches userspace under QEMU (no L2-READY)"
+		kill "$QPID"
+		return 1
+	fi
+	ok "real guest reaches userspace under QEMU"
+	grep '^L2-' /tmp/src.log
+	grep -q "^L2-VULN spec_store_bypass: Mitigation: Speculative Store Bypass disabled via prctl" /tmp/src.log
+	check "guest honours per-task SSBD (prctl)" $?
+
+	supported=$(qmp '{"execute":"query-force-spec-ctrl"}' | json_num supported)
+	echo "supported: $(printf 0x%x "$supported")"
+	dv | grep -E '^(backend|supported|vm_mask|vm_value):'
+	[ "$(dv | field backend)" = "$backend" ]
+	check "backend is $backend" $?
+
+	sample 60 "BHI_DIS_S forced on"
+	check "every entry loads the merge (BHI_DIS_S forced on)" $?
+	[ $((EFF_AND & BHI_DIS_S)) -ne 0 ] && [ $((GUEST_OR & BHI_DIS_S)) -eq 0 ]
+	check "BHI_DIS_S always loaded, never in the guest's view" $?
+	[ $SAW_SSBD_ON -gt 0 ] && [ $SAW_SSBD_OFF -gt 0 ] &&
+		[ $((EFF_OR & SSBD)) -ne 0 ] && [ $((EFF_AND & SSBD)) -eq 0 ]
+	check "the guest's SSBD flips reach the hardware" $?
+
+	# Runtime change over QMP: SSBD forced off as well.
+	r=$(qmp '{"execute":"set-force-spec-ctrl","arguments":{"mask":1028,"value":1024}}')
+	echo "set-force-spec-ctrl mask 0x404 value 0x400: $r"
+	sample 40 "SSBD forced off"
+	check "every entry loads the merge (SSBD forced off)" $?
+	[ $((EFF_OR & SSBD)) -eq 0 ] && [ $SAW_SSBD_ON -gt 0 ] && [ $((EFF_AND & BHI_DIS_S)) -ne 0 ]
+	check "QMP change mid-run: SSBD never loaded, the guest still sets it" $?
+
+	# Invalid requests: error replies, nothing changes.
+	r=$(qmp '{"execute":"set-force-spec-ctrl","arguments":{"mask":4,"value":1024}}')
+	echo "invalid (value outside mask): $r"
+	r2=$(qmp '{"execute":"set-force-spec-ctrl","arguments":{"mask":1024,"value":1024,"cpu-index":7}}')
+	echo "invalid (no vCPU 7): $r2"
+	q=$(qmp '{"execute":"query-force-spec-ctrl"}')
+	echo "query: $q"
+	case "$r$r2" in *'"error"'*'"error"'*) e=0 ;; *) e=1 ;; esac
+	[ $e -eq 0 ] && [ "$(echo "$q" | json_num mask)" = 1028 ] &&
+		[ "$(dv | field vm_mask)" = 0x404 ] && [ "$(dv | field vm_value)" = 0x400 ]
+	check "invalid QMP requests are errors and change nothing" $?
+
+	# A vCPU's own configuration, then back to the VM-wide one.
+	r=$(qmp '{"execute":"set-force-spec-ctrl","arguments":{"mask":1024,"value":0,"cpu-index":0}}')
+	echo "vCPU 0 own (BHI_DIS_S forced off): $r"
+	qmp '{"execute":"human-monitor-command","arguments":{"command-line":"info force-spec-ctrl"}}'
+	sample 20 "vCPU 0: BHI_DIS_S forced off"
+	s=$?
+	[ $s -eq 0 ] && [ $((EFF_OR & BHI_DIS_S)) -eq 0 ] && [ "$(dv | field vcpu_override)" = "0x400 0x0" ]
+	check "QMP vCPU configuration replaces the VM-wide one" $?
+	r=$(qmp '{"execute":"clear-force-spec-ctrl","arguments":{"cpu-index":0}}')
+	sample 20 "vCPU 0 cleared"
+	s=$?
+	[ $s -eq 0 ] && [ $((EFF_AND & BHI_DIS_S)) -ne 0 ] && [ $((EFF_OR & SSBD)) -eq 0 ] &&
+		[ "$(dv | field vcpu_override)" = none ]
+	check "QMP clear: vCPU 0 follows the VM-wide configuration again" $?
+
+	# Migration to a file and back: the guest's view travels, each side
+	# applies its own configuration (the destination only forces BHI_DIS_S).
+	r=$(qmp '{"execute":"migrate","arguments":{"uri":"file:/tmp/vm.state"}}')
+	echo "migrate: $r"
+	st=
+	for i in $(seq 1 300); do
+		st=$(qmp '{"execute":"query-migrate"}' | sed -n 's/.*"status": *"\([a-z-]*\)".*/\1/p' | head -n1)
+		[ "$st" = completed ] || [ "$st" = failed ] && break
+		sleep 1
+	done
+	src_guest=$(dv | field guest)
+	echo "migration $st, source vCPU 0 guest view $src_guest, state $(wc -c </tmp/vm.state) bytes"
+	qmp_quit
+	grep '^L2-MSR' /tmp/src.log >/tmp/src.msr
+	guest_msr_check src
+	check "guest RDMSR (/dev/cpu/0/msr) never shows a forced bit and agrees with the host" $?
+
+	qemu_start dst ",force-spec-ctrl-mask=$BHI_DIS_S,force-spec-ctrl-value=$BHI_DIS_S" \
+		-S -incoming file:/tmp/vm.state
+	qmp_open dst
+	for i in $(seq 1 300); do
+		st=$(qmp '{"execute":"query-status"}' | sed -n 's/.*"status": *"\([a-z-]*\)".*/\1/p')
+		[ "$st" != inmigrate ] && break
+		sleep 1
+	done
+	dst_guest=$(dv | field hw_now)
+	echo "destination: $st, vCPU 0 value before resuming $dst_guest (source guest view $src_guest)"
+	qmp '{"execute":"cont"}' >/dev/null
+	wait_log dst L2-MSR 300
+	sample 30 "after migration"
+	s=$?
+	[ "$st" = paused ] && [ $s -eq 0 ] && [ $((EFF_AND & BHI_DIS_S)) -ne 0 ] &&
+		[ $((EFF_OR & SSBD)) -ne 0 ] && [ $SAW_SSBD_ON -gt 0 ] && [ $SAW_SSBD_OFF -gt 0 ]
+	check "after migrate to file and -incoming: guest runs, destination's configuration in force" $?
+	[ $(((src_guest ^ dst_guest) & ~BHI_DIS_S)) -eq 0 ]
+	check "the guest's own IA32_SPEC_CTRL migrated ($src_guest -> $dst_guest)" $?
+	qmp_quit
+
+	# Without the module, QEMU says what is missing.
+	rmmod kvm_force_spec_ctrl
+	qemu_start bad ",force-spec-ctrl-mask=$BHI_DIS_S,force-spec-ctrl-value=$BHI_DIS_S"
+	wait "$QPID"
+	rc=$?
+	cat /tmp/bad.stderr
+	grep -q "kvm_force_spec_ctrl module loaded" /tmp/bad.stderr
+	check "QEMU refuses to start without the module, naming it (exit $rc)" $(( $? || ! rc ))
+}
