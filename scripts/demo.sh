@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # make demo: build what is needed, boot Bochs sapphire_rapids, load the
-# module, run the demo program, print what it printed.
+# module, boot a Linux guest under the project's QEMU with BHI_DIS_S forced
+# on, change the forcing over QMP, print what the guest believes beside what
+# the hardware runs (scripts/guest/suites/demo).
 source "$(dirname "$0")/lib.sh"
 logs=$KFSC_ROOT/out/demo
 kfsc_prepare "$logs"
 "$KFSC_ROOT/scripts/bochs-run.sh" demo sapphire_rapids "$logs"
 echo
-echo "=== Bochs sapphire_rapids: kvm_force_spec_ctrl demo ==="
+echo "=== make demo: a Linux guest under QEMU + KVM, inside Bochs sapphire_rapids ==="
 tr -d '\r' <"$logs/demo.serial" | sed -n '/KFSC-DEMO-BEGIN/,/KFSC-DEMO-END/p' | sed '1d;$d' |
 	grep -vE '^\[ *[0-9]+\.[0-9]+\]|^Random seed'
 echo "==="
