@@ -50,6 +50,61 @@ kfsc_prepare() {
 	"$KFSC_ROOT/scripts/initramfs.sh" "$INITRD"
 }
 
+# Source trees in the cache (kernel, QEMU) are git trees: the unpacked
+# upstream/Debian source tagged "pristine", a patch series applied on top.
+kfsc_git() { git -C "$1" -c user.name=kfsc -c user.email=kfsc@localhost "${@:2}"; }
+
+# kfsc_git_init SRC MESSAGE: commit the freshly unpacked tree SRC, tag it.
+kfsc_git_init() {
+	kfsc_git "$1" init -q
+	kfsc_git "$1" add -A -f  # Debian's .gitignore may ignore the top level
+	kfsc_git "$1" commit -q -m "$2"
+	kfsc_git "$1" tag pristine
+}
+
+# kfsc_series DIR: the patches of a series, in order, without its cover
+# letter (0000-cover-letter.patch).
+kfsc_series() {
+	local p
+	for p in "$1"/*.patch; do
+		[ -e "$p" ] && [ "$(basename "$p")" != 0000-cover-letter.patch ] && echo "$p"
+	done
+	return 0
+}
+
+# kfsc_series_hash PATCH...: what identifies an applied series.
+kfsc_series_hash() { cat "$@" /dev/null | sha256sum | cut -c1-16; }
+
+# kfsc_apply_series SRC NAME PATCH...: make the tree SRC pristine + these
+# patches, unless it is already. Resetting rewrites every file of the old
+# series; the files the new series leaves as they were get their old mtimes
+# back, so that a header included everywhere does not rebuild the whole tree
+# for a change elsewhere.
+kfsc_apply_series() {
+	local src=$1 name=$2 phash state sum mtime f
+	shift 2
+	phash=$(kfsc_series_hash "$@")
+	[ "$(cat "$src/.kfsc-patches" 2>/dev/null)" = "$phash" ] && return 0
+	log "$name: applying $# patch(es)"
+	rm -f "$src/.kfsc-patches"
+	kfsc_git "$src" am --abort >/dev/null 2>&1 || true
+	state=$(mktemp)
+	kfsc_git "$src" diff --name-only pristine HEAD -- 2>/dev/null | while read -r f; do
+		[ -f "$src/$f" ] && echo "$(sha1sum <"$src/$f" | cut -c1-40) $(stat -c %Y "$src/$f") $f"
+	done >"$state"
+	kfsc_git "$src" reset -q --hard pristine
+	kfsc_git "$src" clean -qfd
+	if [ $# -gt 0 ]; then
+		kfsc_git "$src" am -q --whitespace=nowarn "$@" || die "$name: the patches do not apply to $src"
+	fi
+	while read -r sum mtime f; do
+		[ -f "$src/$f" ] && [ "$(sha1sum <"$src/$f" | cut -c1-40)" = "$sum" ] &&
+			touch -d "@$mtime" "$src/$f"
+	done <"$state"
+	rm -f "$state"
+	echo "$phash" >"$src/.kfsc-patches"
+}
+
 # The modules a suite loads, from the kernel build $KDIR and this project.
 kfsc_module_files() {
 	echo "$KDIR"/virt/lib/irqbypass.ko "$KDIR"/arch/x86/kvm/kvm{,-intel,-amd}.ko \

@@ -28,18 +28,10 @@ flags=(--python=/usr/bin/python3 --target-list=x86_64-softmmu
 	--disable-download --static)
 key=$( (echo "$version ${flags[*]}"; echo "$devices") | sha256sum | cut -c1-16)
 build=$KFSC_CACHE/qemu/build-$key
-shopt -s nullglob
-patches=()
-for p in "$KFSC_ROOT"/qemu/patches/*.patch; do
-	[ "$(basename "$p")" = 0000-cover-letter.patch ] || patches+=("$p")
-done
-shopt -u nullglob
-phash=$(cat "${patches[@]}" /dev/null | sha256sum | cut -c1-16)
-out=$KFSC_CACHE/qemu/bin-$key-$phash
+mapfile -t patches < <(kfsc_series "$KFSC_ROOT/qemu/patches")
+out=$KFSC_CACHE/qemu/bin-$key-$(kfsc_series_hash "${patches[@]}")
 
-git_src() { git -C "$src" -c user.name=kfsc -c user.email=kfsc@localhost "$@"; }
-
-if ! git_src rev-parse -q --verify refs/tags/pristine >/dev/null 2>&1; then
+if ! kfsc_git "$src" rev-parse -q --verify refs/tags/pristine >/dev/null 2>&1; then
 	log "qemu: unpacking $KFSC_QEMU_VER"
 	rm -rf "$src" && mkdir -p "$(dirname "$src")"
 	# apt checked the files against the signed Release when it fetched
@@ -47,33 +39,9 @@ if ! git_src rev-parse -q --verify refs/tags/pristine >/dev/null 2>&1; then
 	dpkg-source --no-check -x "$dsc" "$src" >/dev/null || die "dpkg-source -x $dsc failed"
 	rm -f "$(dirname "$src")"/qemu_*.orig.tar.*  # dpkg-source's copy
 	echo "$devices" >"$src/configs/devices/x86_64-softmmu/kfsc.mak"
-	git_src init -q
-	git_src add -A -f
-	git_src commit -q -m "qemu $KFSC_QEMU_VER (Debian source package)"
-	git_src tag pristine
+	kfsc_git_init "$src" "qemu $KFSC_QEMU_VER (Debian source package)"
 fi
-
-if [ "$(cat "$src/.kfsc-patches" 2>/dev/null)" != "$phash" ]; then
-	log "qemu: applying ${#patches[@]} patch(es)"
-	rm -f "$src/.kfsc-patches"
-	git_src am --abort >/dev/null 2>&1 || true
-	state=$(mktemp)
-	git_src diff --name-only pristine HEAD -- 2>/dev/null | while read -r f; do
-		[ -f "$src/$f" ] && echo "$(sha1sum <"$src/$f" | cut -c1-40) $(stat -c %Y "$src/$f") $f"
-	done >"$state"
-	git_src reset -q --hard pristine
-	git_src clean -qfd
-	if [ ${#patches[@]} -gt 0 ]; then
-		git_src am -q --whitespace=nowarn "${patches[@]}" ||
-			die "qemu/patches do not apply to $version"
-	fi
-	while read -r sum mtime f; do
-		[ -f "$src/$f" ] && [ "$(sha1sum <"$src/$f" | cut -c1-40)" = "$sum" ] &&
-			touch -d "@$mtime" "$src/$f"
-	done <"$state"
-	rm -f "$state"
-	echo "$phash" >"$src/.kfsc-patches"
-fi
+kfsc_apply_series "$src" qemu "${patches[@]}"
 
 if [ ! -x "$out/qemu-system-x86_64" ]; then
 	if [ "$(cat "$build/.kfsc-key" 2>/dev/null)" != "$key" ]; then
@@ -83,7 +51,7 @@ if [ ! -x "$out/qemu-system-x86_64" ]; then
 			die "qemu configure failed, see $build/configure.log"
 		echo "$key" >"$build/.kfsc-key"
 	fi
-	log "qemu: building ($key, patches $phash)"
+	log "qemu: building $out"
 	ninja -C "$build" qemu-system-x86_64 >"$build/build.log" 2>&1 ||
 		die "qemu build failed, see $build/build.log"
 	rm -rf "$out.tmp" && mkdir -p "$out.tmp"

@@ -139,6 +139,17 @@ guest_msr_check() {
 	return $bad
 }
 
+# refused NAME ACCEL-OPTS PATTERN: QEMU must exit non-zero at start, and say
+# PATTERN.
+refused() {
+	qemu_start bad "$2"
+	wait "$QPID"
+	rc=$?
+	cat /tmp/bad.stderr
+	grep -q "$3" /tmp/bad.stderr
+	check "$1 (exit $rc)" $(($? || !rc))
+}
+
 # realguest_run BACKEND: the whole scenario on this CPU model.
 realguest_run() {
 	backend=$1
@@ -146,18 +157,11 @@ realguest_run() {
 	insmod_fsc
 
 	# Refusals at start: nothing runs with a configuration KVM cannot apply.
-	qemu_start bad ",force-spec-ctrl-mask=0x4,force-spec-ctrl-value=0x400"
-	wait "$QPID"
-	rc=$?
-	cat /tmp/bad.stderr
-	grep -q "has bits outside the mask" /tmp/bad.stderr
-	check "QEMU refuses value outside mask (exit $rc)" $(( $? || ! rc ))
-	qemu_start bad ",force-spec-ctrl-mask=0x8000000000000000,force-spec-ctrl-value=0x8000000000000000"
-	wait "$QPID"
-	rc=$?
-	cat /tmp/bad.stderr
-	grep -q "cannot force IA32_SPEC_CTRL bits 0x8000000000000000 on" /tmp/bad.stderr
-	check "QEMU refuses a bit the host cannot force on (exit $rc)" $(( $? || ! rc ))
+	refused "QEMU refuses value outside mask" ",force-spec-ctrl-mask=0x4,force-spec-ctrl-value=0x400" \
+		"has bits outside the mask"
+	refused "QEMU refuses a bit the host cannot force on" \
+		",force-spec-ctrl-mask=0x8000000000000000,force-spec-ctrl-value=0x8000000000000000" \
+		"cannot force IA32_SPEC_CTRL bits 0x8000000000000000 on"
 
 	# The guest, BHI_DIS_S forced on from its first instruction.
 	qemu_start src ",force-spec-ctrl-mask=$BHI_DIS_S,force-spec-ctrl-value=$BHI_DIS_S"
@@ -261,10 +265,7 @@ realguest_run() {
 
 	# Without the module, QEMU says what is missing.
 	rmmod kvm_force_spec_ctrl
-	qemu_start bad ",force-spec-ctrl-mask=$BHI_DIS_S,force-spec-ctrl-value=$BHI_DIS_S"
-	wait "$QPID"
-	rc=$?
-	cat /tmp/bad.stderr
-	grep -q "kvm_force_spec_ctrl module loaded" /tmp/bad.stderr
-	check "QEMU refuses to start without the module, naming it (exit $rc)" $(( $? || ! rc ))
+	refused "QEMU refuses to start without the module, naming it" \
+		",force-spec-ctrl-mask=$BHI_DIS_S,force-spec-ctrl-value=$BHI_DIS_S" \
+		"kvm_force_spec_ctrl module loaded"
 }
