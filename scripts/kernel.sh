@@ -27,53 +27,17 @@ debug) frags+=("$KFSC_ROOT/kernel/debug.fragment") ;;
 esac
 key=$( (echo "$version"; cat "${frags[@]}") | sha256sum | cut -c1-16)
 build=$KFSC_CACHE/linux/build-$key
-shopt -s nullglob
-# The series as sent to the list: 0000 is its cover letter, not a change.
-patches=()
-for p in "$KFSC_ROOT"/kernel/patches/*.patch; do
-	[ "$(basename "$p")" = 0000-cover-letter.patch ] || patches+=("$p")
-done
-shopt -u nullglob
-phash=$(cat "${patches[@]}" /dev/null | sha256sum | cut -c1-16)
+# The series as sent to the list; its cover letter is not a change.
+mapfile -t patches < <(kfsc_series "$KFSC_ROOT/kernel/patches")
 
-git_src() { git -C "$src" -c user.name=kfsc -c user.email=kfsc@localhost "$@"; }
-
-if ! git_src rev-parse -q --verify refs/tags/pristine >/dev/null 2>&1; then
+if ! kfsc_git "$src" rev-parse -q --verify refs/tags/pristine >/dev/null 2>&1; then
 	log "kernel: unpacking $KFSC_LINUX_PKG $version"
 	rm -rf "$src" && mkdir -p "$src"
 	tar -xJf "$KFSC_CACHE/dl/$KFSC_LINUX_PKG/root/usr/src/$KFSC_LINUX_PKG.tar.xz" \
 		-C "$src" --strip-components=1
-	git_src init -q
-	git_src add -A -f  # Debian's .gitignore ignores the whole top level
-	git_src commit -q -m "$KFSC_LINUX_PKG $version"
-	git_src tag pristine
+	kfsc_git_init "$src" "$KFSC_LINUX_PKG $version"
 fi
-
-if [ "$(cat "$src/.kfsc-patches" 2>/dev/null)" != "$phash" ]; then
-	log "kernel: applying ${#patches[@]} patch(es)"
-	rm -f "$src/.kfsc-patches"
-	git_src am --abort >/dev/null 2>&1 || true
-	# Resetting rewrites every file of the old series. Remember what they
-	# held, so that files the new series leaves as they were get their old
-	# mtimes back: a header included everywhere would otherwise rebuild the
-	# whole kernel for a change elsewhere.
-	state=$(mktemp)
-	git_src diff --name-only pristine HEAD -- 2>/dev/null | while read -r f; do
-		[ -f "$src/$f" ] && echo "$(sha1sum <"$src/$f" | cut -c1-40) $(stat -c %Y "$src/$f") $f"
-	done >"$state"
-	git_src reset -q --hard pristine
-	git_src clean -qfd
-	if [ ${#patches[@]} -gt 0 ]; then
-		git_src am -q --whitespace=nowarn "${patches[@]}" ||
-			die "kernel/patches do not apply to $version"
-	fi
-	while read -r sum mtime f; do
-		[ -f "$src/$f" ] && [ "$(sha1sum <"$src/$f" | cut -c1-40)" = "$sum" ] &&
-			touch -d "@$mtime" "$src/$f"
-	done <"$state"
-	rm -f "$state"
-	echo "$phash" >"$src/.kfsc-patches"
-fi
+kfsc_apply_series "$src" kernel "${patches[@]}"
 
 kmake() { make -C "$src" O="$build" -j"$(nproc)" $KFSC_KMAKE_FLAGS "$@"; }
 KFSC_KMAKE_FLAGS=${KFSC_KMAKE_FLAGS:-}
