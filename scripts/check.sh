@@ -88,29 +88,64 @@ INITRD=$KFSC_ROOT/out/initramfs.cpio.gz
 export INITRD
 step initramfs "$KFSC_ROOT/scripts/initramfs.sh" "$INITRD"
 
-# Bochs sapphire_rapids, 5-level host: the RSM side of erratum 2 is proven by
-# the boot itself, erratum 1 and 3 by the errata test inside.
-step boot-bochs-spr "$KFSC_ROOT/scripts/bochs-run.sh" bochs-spr sapphire_rapids "$logs"
-boot bochs-spr "$logs/bochs-spr.serial"
-step boot-bochs-spr-4level "$KFSC_ROOT/scripts/bochs-run.sh" bochs-spr-4level sapphire_rapids "$logs" no5lvl
-boot bochs-spr-4level "$logs/bochs-spr-4level.serial"
-# Bochs tigerlake: VMX without the control, the intercept backend.
-step boot-bochs-tgl "$KFSC_ROOT/scripts/bochs-run.sh" bochs-tgl tigerlake "$logs"
-boot bochs-tgl "$logs/bochs-tgl.serial"
-# A Linux guest under QEMU with forced bits, on both backends (the guest's
-# own mitigation code writes the MSR; QMP changes; migration to a file).
-step boot-bochs-spr-qemu "$KFSC_ROOT/scripts/bochs-run.sh" bochs-spr-qemu sapphire_rapids "$logs"
-boot bochs-spr-qemu "$logs/bochs-spr-qemu.serial"
-step boot-bochs-tgl-qemu "$KFSC_ROOT/scripts/bochs-run.sh" bochs-tgl-qemu tigerlake "$logs"
-boot bochs-tgl-qemu "$logs/bochs-tgl-qemu.serial"
-# 3 CPUs: configuration changes while vCPUs run (contract item 4).
-step boot-bochs-spr-smp env KFSC_BOCHS_CPUS=3 "$KFSC_ROOT/scripts/bochs-run.sh" bochs-spr-smp sapphire_rapids "$logs"
-boot bochs-spr-smp "$logs/bochs-spr-smp.serial"
-# kmemleak=on: module life cycles with VMs, then a leak scan.
-step boot-bochs-spr-lifecycle "$KFSC_ROOT/scripts/bochs-run.sh" bochs-spr-lifecycle sapphire_rapids "$logs" kmemleak=on
-boot bochs-spr-lifecycle "$logs/bochs-spr-lifecycle.serial"
-step boot-qemu-amd "$KFSC_ROOT/scripts/qemu-run.sh" qemu-amd "$logs"
-boot qemu-amd "$logs/qemu-amd.serial"
+# The boots. Bochs runs one emulated machine on one host thread, so two
+# lanes of boots run side by side on the 2 cores; each boot's exit status
+# and time land in out/logs/boot-<suite>.rc, and the results are counted in
+# a fixed order once both lanes are done.
+#   run_boot SUITE MODEL [KERNEL ARGS...] (KFSC_BOCHS_CPUS from the caller)
+run_boot() {
+	local suite=$1 model=$2 t0=$SECONDS
+	shift 2
+	"$KFSC_ROOT/scripts/bochs-run.sh" "$suite" "$model" "$logs" "$@" >"$logs/boot-$suite.log" 2>&1
+	echo "$? $((SECONDS - t0))" >"$logs/boot-$suite.rc"
+}
+# boots SUITE...: count each boot of a finished lane: the run itself (a
+# harness failure shows its log), then every result in its serial log.
+boots() {
+	local suite rc secs
+	for suite in "$@"; do
+		read -r rc secs <"$logs/boot-$suite.rc" 2>/dev/null || rc=missing
+		if [ "$rc" = 0 ]; then
+			result PASS "step: boot-$suite (${secs}s)"
+		else
+			result FAIL "step: boot-$suite (exit $rc), log out/logs/boot-$suite.log:"
+			tail -n 30 "$logs/boot-$suite.log" | sed 's/^/    /'
+		fi
+		boot "$suite" "$logs/$suite.serial"
+	done
+}
+run_qemu_amd() {
+	local t0=$SECONDS
+	"$KFSC_ROOT/scripts/qemu-run.sh" qemu-amd "$logs" >"$logs/boot-qemu-amd.log" 2>&1
+	echo "$? $((SECONDS - t0))" >"$logs/boot-qemu-amd.rc"
+}
+
+lane_a() {
+	# Bochs sapphire_rapids, 5-level host: the RSM side of erratum 2 is
+	# proven by the boot itself, erratum 1 and 3 by the errata test inside.
+	run_boot bochs-spr sapphire_rapids
+	run_boot bochs-spr-4level sapphire_rapids no5lvl
+	# Bochs tigerlake: VMX without the control, the intercept backend.
+	run_boot bochs-tgl tigerlake
+	# kmemleak=on: module life cycles with VMs, then a leak scan.
+	run_boot bochs-spr-lifecycle sapphire_rapids kmemleak=on
+	run_qemu_amd
+	# 3 CPUs: configuration changes while vCPUs run (contract item 4).
+	KFSC_BOCHS_CPUS=3 run_boot bochs-spr-smp sapphire_rapids
+}
+lane_b() {
+	# A Linux guest under QEMU with forced bits, on both backends (the
+	# guest's own mitigation code writes the MSR; QMP changes; migration to
+	# a file).
+	run_boot bochs-spr-qemu sapphire_rapids
+	run_boot bochs-tgl-qemu tigerlake
+}
+lane_a &
+lane=$!
+lane_b
+wait "$lane"
+boots bochs-spr bochs-spr-4level bochs-tgl bochs-spr-lifecycle qemu-amd bochs-spr-smp \
+	bochs-spr-qemu bochs-tgl-qemu
 
 # The debug kernel: the same patched tree with the kernel's checkers
 # (kernel/debug.fragment), its own module build and initramfs.
@@ -121,10 +156,13 @@ step module-debug "$KFSC_ROOT/scripts/module.sh"
 INITRD=$KFSC_ROOT/out/initramfs-debug.cpio.gz
 # The real guest runs on the main kernel only: no QEMU in this one.
 step initramfs-debug env QEMU= "$KFSC_ROOT/scripts/initramfs.sh" "$INITRD"
-step boot-bochs-spr-debug "$KFSC_ROOT/scripts/bochs-run.sh" bochs-spr-debug sapphire_rapids "$logs" kmemleak=on
-boot bochs-spr-debug "$logs/bochs-spr-debug.serial"
-step boot-bochs-tgl-debug "$KFSC_ROOT/scripts/bochs-run.sh" bochs-tgl-debug tigerlake "$logs"
-boot bochs-tgl-debug "$logs/bochs-tgl-debug.serial"
-step boot-bochs-spr-smp-debug env KFSC_BOCHS_CPUS=3 "$KFSC_ROOT/scripts/bochs-run.sh" bochs-spr-smp-debug sapphire_rapids "$logs"
-boot bochs-spr-smp-debug "$logs/bochs-spr-smp-debug.serial"
+lane_debug_a() {
+	run_boot bochs-spr-debug sapphire_rapids kmemleak=on
+	run_boot bochs-tgl-debug tigerlake
+}
+lane_debug_a &
+lane=$!
+KFSC_BOCHS_CPUS=3 run_boot bochs-spr-smp-debug sapphire_rapids
+wait "$lane"
+boots bochs-spr-debug bochs-tgl-debug bochs-spr-smp-debug
 finish
