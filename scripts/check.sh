@@ -94,9 +94,16 @@ step initramfs "$KFSC_ROOT/scripts/initramfs.sh" "$INITRD"
 # a fixed order once both lanes are done.
 #   run_boot SUITE MODEL [KERNEL ARGS...] (KFSC_BOCHS_CPUS from the caller)
 run_boot() {
-	local suite=$1 model=$2 t0=$SECONDS
+	local suite=$1 model=$2
 	shift 2
-	"$KFSC_ROOT/scripts/bochs-run.sh" "$suite" "$model" "$logs" "$@" >"$logs/boot-$suite.log" 2>&1
+	record_boot "$suite" "$KFSC_ROOT/scripts/bochs-run.sh" "$suite" "$model" "$logs" "$@"
+}
+# record_boot SUITE CMD...: run a boot, its output to boot-SUITE.log, its
+# exit status and time to boot-SUITE.rc.
+record_boot() {
+	local suite=$1 t0=$SECONDS
+	shift
+	"$@" >"$logs/boot-$suite.log" 2>&1
 	echo "$? $((SECONDS - t0))" >"$logs/boot-$suite.rc"
 }
 # boots SUITE...: count each boot of a finished lane: the run itself (a
@@ -114,11 +121,6 @@ boots() {
 		boot "$suite" "$logs/$suite.serial"
 	done
 }
-run_qemu_amd() {
-	local t0=$SECONDS
-	"$KFSC_ROOT/scripts/qemu-run.sh" qemu-amd "$logs" >"$logs/boot-qemu-amd.log" 2>&1
-	echo "$? $((SECONDS - t0))" >"$logs/boot-qemu-amd.rc"
-}
 
 lane_a() {
 	# Bochs sapphire_rapids, 5-level host: the RSM side of erratum 2 is
@@ -129,7 +131,7 @@ lane_a() {
 	run_boot bochs-tgl tigerlake
 	# kmemleak=on: module life cycles with VMs, then a leak scan.
 	run_boot bochs-spr-lifecycle sapphire_rapids kmemleak=on
-	run_qemu_amd
+	record_boot qemu-amd "$KFSC_ROOT/scripts/qemu-run.sh" qemu-amd "$logs"
 	# 3 CPUs: configuration changes while vCPUs run (contract item 4).
 	KFSC_BOCHS_CPUS=3 run_boot bochs-spr-smp sapphire_rapids
 }
