@@ -94,6 +94,17 @@ stream_spec_ctrl() {
 dv() { cat /sys/kernel/debug/kvm/*/vcpu0/force_spec_ctrl; }
 field() { sed -n "s/^$1: //p"; }
 
+# dv_fresh: the debug view of a record made after the read began. One older
+# than the read (fresh: 0) is of an entry before it, e.g. before the last
+# configuration change: read again, up to 5 times.
+dv_fresh() {
+	for try in 1 2 3 4 5; do
+		view=$(dv)
+		[ "$(echo "$view" | field fresh)" = 1 ] && break
+	done
+	echo "$view"
+}
+
 # sample N LABEL: N debug-view reads while the guest runs. Each record must
 # be of a fresh entry and obey the invariant: the value loaded is the merge
 # of the guest's view and the configuration in force. Counts what it saw in
@@ -104,12 +115,7 @@ sample() {
 	ALL_GUEST_OR=${ALL_GUEST_OR:-0}
 	i=0
 	while [ $i -lt "$n" ]; do
-		# A record older than this read (fresh: 0) is of an entry before
-		# it began, e.g. before the last change: read again.
-		for try in 1 2 3 4 5; do
-			out=$(dv)
-			[ "$(echo "$out" | field fresh)" = 1 ] && break
-		done
+		out=$(dv_fresh)
 		g=$(echo "$out" | field guest)
 		e=$(echo "$out" | field effective)
 		m=$(echo "$out" | field mask)
