@@ -6,7 +6,7 @@
 # install prefix on stdout.
 source "$(dirname "$0")/lib.sh"
 
-flags=(--with-nogui --enable-x86-64 --enable-vmx=2 --enable-smp
+flags=(--with-nogui --enable-x86-64 --enable-vmx=2 --enable-svm --enable-smp
 	--enable-cpu-level=6 --enable-all-optimizations --enable-avx
 	--enable-evex --enable-amx --enable-cet --enable-pci
 	--enable-protection-keys --enable-uintr --enable-repeat-speedups
@@ -40,5 +40,7 @@ if [ ! -x "$prefix/bin/bochs" ]; then
 	rm -rf "$work"
 fi
 models=$("$prefix/bin/bochs" -help cpu 2>&1 || true)
-grep -qw sapphire_rapids <<<"$models" || die "bochs at $prefix has no sapphire_rapids model"
+for model in sapphire_rapids tigerlake ryzen; do
+	grep -qw $model <<<"$models" || die "bochs at $prefix has no $model model"
+done
 echo "$prefix"

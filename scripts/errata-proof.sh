@@ -7,12 +7,13 @@ source "$(dirname "$0")/lib.sh"
 logs=$KFSC_ROOT/out/errata-proof
 kfsc_prepare "$logs"
 rc=0
-# expect NAME LEFT-OUT SUITE ARGS PATTERN: the boot's logs must show PATTERN.
+# expect NAME LEFT-OUT SUITE ARGS PATTERN [MODEL]: the boot's logs must show
+# PATTERN.
 expect() {
-	local name=$1 unfixed=$2 suite=$3 args=$4 pattern=$5
+	local name=$1 unfixed=$2 suite=$3 args=$4 pattern=$5 model=${6:-sapphire_rapids}
 	BOCHS=$(KFSC_BOCHS_UNFIXED=$unfixed "$KFSC_ROOT/scripts/bochs.sh")
 	KFSC_RUN_TAG=without-$unfixed KFSC_BOCHS_TIMEOUT=300 BOCHS=$BOCHS \
-		"$KFSC_ROOT/scripts/bochs-run.sh" "$suite" sapphire_rapids "$logs" $args
+		"$KFSC_ROOT/scripts/bochs-run.sh" "$suite" "$model" "$logs" $args
 	if cat "$logs/$suite-without-$unfixed".{bochs,serial} | grep -qE "$pattern"; then
 		echo "PASS errata-proof: without $unfixed, $name"
 	else
@@ -32,4 +33,8 @@ expect "host interrupts do not exit a guest running with IF=0 (erratum 5)" 0004 
 	'not ok [0-9]+ 0 host-interrupt exits'
 expect "a Linux guest triple-faults in its decompressor under EPT (erratum 6)" 0005 bochs-spr-qemu "" \
 	'KFSC-RESULT FAIL real guest reaches userspace'
+expect "the AMD model has no IA32_SPEC_CTRL (AMD SPEC_CTRL, V_SPEC_CTRL)" 0006 bochs-ryzen "" \
+	'not ok 1 CPUID Fn8000_0008 EBX' ryzen
+expect "host interrupts do not exit an SVM guest running with IF=0 (erratum 7)" 0007 bochs-ryzen "" \
+	'not ok [0-9]+ 0 host-interrupt exits' ryzen
 exit $rc
