@@ -132,6 +132,8 @@ lane_a() {
 	# kmemleak=on: module life cycles with VMs, then a leak scan.
 	run_boot bochs-spr-lifecycle sapphire_rapids kmemleak=on
 	record_boot qemu-amd "$KFSC_ROOT/scripts/qemu-run.sh" qemu-amd "$logs"
+	# Bochs ryzen: AMD SVM with IA32_SPEC_CTRL and V_SPEC_CTRL.
+	run_boot bochs-ryzen ryzen
 	# 3 CPUs: configuration changes while vCPUs run (contract item 4).
 	KFSC_BOCHS_CPUS=3 run_boot bochs-spr-smp sapphire_rapids
 }
@@ -146,7 +148,7 @@ lane_a &
 lane=$!
 lane_b
 wait "$lane"
-boots bochs-spr bochs-spr-4level bochs-tgl bochs-spr-lifecycle qemu-amd bochs-spr-smp \
+boots bochs-spr bochs-spr-4level bochs-tgl bochs-spr-lifecycle qemu-amd bochs-ryzen bochs-spr-smp \
 	bochs-spr-qemu bochs-tgl-qemu
 
 # The debug kernel: the same patched tree with the kernel's checkers
