@@ -42,14 +42,22 @@ kfsc_apply_series "$src" kernel "${patches[@]}"
 kmake() { make -C "$src" O="$build" -j"$(nproc)" $KFSC_KMAKE_FLAGS "$@"; }
 KFSC_KMAKE_FLAGS=${KFSC_KMAKE_FLAGS:-}
 
-if [ "$(cat "$build/.kfsc-fragment" 2>/dev/null)" != "$key" ]; then
+# The fragments' options missing from the build tree's .config.
+missing_options() {
+	cat "${frags[@]}" | grep -E '^CONFIG_' | while read -r line; do
+		grep -qxF "$line" "$build/.config" 2>/dev/null || echo "$line"
+	done
+}
+# Configure a new tree, and again a tree whose .config lost options: a make
+# run without the Rust toolchain in PATH silently drops CONFIG_RUST (and
+# what depends on it), and the next build would not bring it back.
+if [ "$(cat "$build/.kfsc-fragment" 2>/dev/null)" != "$key" ] || [ -n "$(missing_options)" ]; then
 	log "kernel: configuring $build"
 	mkdir -p "$build"
 	kmake tinyconfig >/dev/null
 	"$src/scripts/kconfig/merge_config.sh" -m -O "$build" "$build/.config" "${frags[@]}" >/dev/null
 	kmake olddefconfig >/dev/null
-	missing=$(cat "${frags[@]}" | grep -E '^CONFIG_' | while read -r line; do
-		grep -qxF "$line" "$build/.config" || echo "$line"; done)
+	missing=$(missing_options)
 	[ -z "$missing" ] || die "config options dropped by olddefconfig:"$'\n'"$missing"
 	echo "$key" >"$build/.kfsc-fragment"
 fi
