@@ -19,7 +19,7 @@ series() {
 	grep -q '\*\*\* \(SUBJECT\|BLURB\) HERE' "${files[0]}" &&
 		{ echo "$name: the cover letter is a template"; rc=1; }
 	for i in "${!files[@]}"; do
-		grep -q "^Subject: \[$prefix $i/$total\]" "${files[$i]}" ||
+		grep -q "^Subject: \[$prefix 0*$i/$total\]" "${files[$i]}" ||
 			{ echo "$name: $(basename "${files[$i]}") is not [$prefix $i/$total]"; rc=1; }
 		[ "$i" -eq 0 ] || "$check" "${files[$i]}" || rc=1
 	done
