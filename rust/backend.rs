@@ -18,6 +18,20 @@
 //! - `vmx-intercept` (and `svm-intercept`): guest RDMSR/WRMSR exit; KVM hands
 //!   them to the module (`Provider::get_msr`/`set_msr`), which keeps the
 //!   guest view in software and sets the hardware value after each write.
+//! - `svm-vspec` (AMD V_SPEC_CTRL): the CPU runs the guest with the OR of a
+//!   host copy and a guest copy of the MSR. The host copy holds the forced
+//!   value while the guest runs (KVM loads it after CLGI and restores the
+//!   host's own after #VMEXIT). Without a bit forced off, the guest copy is
+//!   the guest view, passed through: guest accesses do not exit, and
+//!   `view | value` is `effective(view)` because every masked bit is forced
+//!   on. With a bit forced off, guest accesses exit as in `svm-intercept`
+//!   and the guest copy holds `effective(view)`, which includes `value`.
+//!
+//! Nested SVM: KVM carries the guest copy (or `svm->spec_ctrl`) between
+//! vmcb01 and vmcb02 at nested VMRUN and #VMEXIT, and the host copy is the
+//! vCPU's, so an L2 that L1 lets access the MSR runs with the same merge as
+//! L1; an interception the module starts while L2 runs reaches vmcb02's MSR
+//! bitmap at once (kernel/patches). No VMCS switch hook is needed.
 //!
 //! Per-VMCS state (nested VMX): the control bit of each VMCS lives in KVM's
 //! controls shadow of that VMCS; its mask and shadow fields are rewritten by
@@ -43,8 +57,13 @@ pub trait VcpuHw {
     /// Set it.
     fn set_hw(&self, value: u64);
     /// Intercept guest RDMSR/WRMSR of the MSR (owned only); KVM applies it to
-    /// the VMCS of L2 too, if one runs.
+    /// the VMCS (VMCB) of L2 too, if one runs.
     fn set_intercept(&self, intercept: bool);
+    /// The last [`VcpuHw::set_intercept`] since the vCPU was owned.
+    fn intercepted(&self) -> bool;
+    /// V_SPEC_CTRL's host copy while the guest runs: `value`, or the host's
+    /// own (`svm-vspec` only).
+    fn set_host_copy(&self, enable: bool, value: u64);
     /// VMX "virtualize IA32_SPEC_CTRL" on or off in the current VMCS
     /// (`vmx-virt` only).
     fn set_virt(&self, enable: bool);
@@ -68,19 +87,31 @@ fn view_in_vmcs(hw: &impl VcpuHw, backend: Backend) -> bool {
     backend == Backend::VmxVirt && hw.owned() && hw.vmcs_programmed()
 }
 
-/// Store the guest view where it lives now.
-fn store_view(hw: &impl VcpuHw, backend: Backend, mask: u64, view: u64) {
+/// Whether the guest view is the value KVM loads, passed through (V_SPEC_CTRL's
+/// guest copy while `svm-vspec` does not intercept).
+fn view_in_hw(hw: &impl VcpuHw, backend: Backend) -> bool {
+    backend.uses_host_copy() && hw.owned() && !hw.intercepted()
+}
+
+/// Store the guest view where it lives now, and what KVM loads with it.
+fn store_view(hw: &impl VcpuHw, backend: Backend, config: Config, view: u64) {
+    if view_in_hw(hw, backend) {
+        hw.set_hw(view);
+        return;
+    }
     if view_in_vmcs(hw, backend) {
-        hw.write_virt(mask, view);
+        hw.write_virt(config.mask(), view);
     } else {
         hw.set_sw_view(view);
     }
+    hw.set_hw(config.effective(view));
 }
 
 /// The guest's view of IA32_SPEC_CTRL, wherever it lives now.
 pub fn guest_view(hw: &impl VcpuHw, backend: Backend) -> u64 {
-    if !hw.owned() {
-        // Not owned: KVM's value is the guest's own.
+    if !hw.owned() || view_in_hw(hw, backend) {
+        // Not owned: KVM's value is the guest's own; passed through: the
+        // guest copy is.
         hw.hw()
     } else if view_in_vmcs(hw, backend) {
         hw.read_shadow()
@@ -105,17 +136,25 @@ pub fn enter(hw: &impl VcpuHw, backend: Backend, config: Config) {
     }
     let guest = guest_view(hw, backend);
     if config.is_active() {
+        let intercept = backend.intercepts(config);
         if !hw.owned() {
             hw.own(true);
-            hw.set_intercept(backend != Backend::VmxVirt);
+            hw.set_intercept(intercept);
+        } else if hw.intercepted() != intercept {
+            hw.set_intercept(intercept);
         }
         if backend == Backend::VmxVirt {
+            // The current VMCS may not be programmed yet: write it whatever.
             hw.set_virt(true);
             hw.write_virt(config.mask(), guest);
+            hw.set_hw(config.effective(guest));
         } else {
-            hw.set_sw_view(guest);
+            if backend.uses_host_copy() {
+                hw.set_host_copy(true, config.value());
+            }
+            // Where the view lives follows the interception just chosen.
+            store_view(hw, backend, config, guest);
         }
-        hw.set_hw(config.effective(guest));
     } else {
         if backend == Backend::VmxVirt {
             // Also clears a control left on in a VMCS that was switched out
@@ -127,10 +166,23 @@ pub fn enter(hw: &impl VcpuHw, backend: Backend, config: Config) {
         }
         if hw.owned() {
             hw.set_hw(guest);
+            if backend.uses_host_copy() {
+                hw.set_host_copy(false, 0);
+            }
             hw.own(false);
         }
     }
     hw.set_vmcs_programmed(true);
+}
+
+/// The value in force while the guest runs under `config`, as far as the
+/// module controls it: what KVM loads, with V_SPEC_CTRL's host copy ORed in.
+pub fn in_force(hw: &impl VcpuHw, backend: Backend, config: Config) -> u64 {
+    if backend.uses_host_copy() && hw.owned() {
+        hw.hw() | config.value()
+    } else {
+        hw.hw()
+    }
 }
 
 /// KVM is about to replace the current VMCS (vmcs01 <-> vmcs02): move the
@@ -145,8 +197,7 @@ pub fn vmcs_switch(hw: &impl VcpuHw, backend: Backend) {
 /// After KVM reset the vCPU: the guest view is 0.
 pub fn reset(hw: &impl VcpuHw, backend: Backend, config: Config) {
     if hw.owned() {
-        store_view(hw, backend, config.mask(), 0);
-        hw.set_hw(config.effective(0));
+        store_view(hw, backend, config, 0);
     }
 }
 
@@ -156,7 +207,6 @@ pub fn set_guest(hw: &impl VcpuHw, backend: Backend, config: Config, value: u64)
     if !hw.owned() {
         return false;
     }
-    store_view(hw, backend, config.mask(), value);
-    hw.set_hw(config.effective(value));
+    store_view(hw, backend, config, value);
     true
 }

@@ -54,6 +54,13 @@ pub fn has_virt() -> bool {
     unsafe { bindings::kvm_spec_ctrl_has_virt() }
 }
 
+/// Whether the CPU has SVM V_SPEC_CTRL and KVM's vendor module lets a
+/// provider set its host copy. False without a vendor module, or on VMX.
+pub fn has_host_copy() -> bool {
+    // SAFETY: As in `has_virt`.
+    unsafe { bindings::kvm_spec_ctrl_has_host_copy() }
+}
+
 /// KVM's vendor module, as far as owning IA32_SPEC_CTRL goes.
 pub fn vendor() -> crate::policy::Vendor {
     // SAFETY: As in `has_virt`.
@@ -214,6 +221,14 @@ impl<'a> LoadedVcpu<'a> {
     pub fn read_shadow(&self) -> u64 {
         // SAFETY: As for `set_virt`.
         unsafe { bindings::kvm_spec_ctrl_read_shadow(self.raw()) }
+    }
+
+    /// Load `value` into V_SPEC_CTRL's host copy while the guest runs (the
+    /// guest runs with it ORed into its own copy), or, without `enable`,
+    /// the host's own value as KVM does. Only if [`has_host_copy`].
+    pub fn set_host_copy(&self, enable: bool, value: u64) {
+        // SAFETY: The vCPU is loaded by this task by the type invariant.
+        unsafe { bindings::kvm_spec_ctrl_set_host_copy(self.raw(), enable, value) }
     }
 
     /// Whether the vCPU runs a nested guest (L2): vmcs02 is current.

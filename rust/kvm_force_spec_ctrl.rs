@@ -48,7 +48,7 @@ module! {
     params: {
         intercept: bool {
             default: false,
-            description: "Intercept guest IA32_SPEC_CTRL accesses even where VMX can virtualize the MSR (for comparison); read at VM creation",
+            description: "Intercept guest IA32_SPEC_CTRL accesses even where VMX can virtualize the MSR or SVM has V_SPEC_CTRL (for comparison); read at VM creation",
         },
     },
 }
@@ -100,6 +100,7 @@ fn host_facts() -> policy::HostFacts {
         has_msr: kvm::host_has_msr(),
         vendor: kvm::vendor(),
         has_virt: kvm::has_virt(),
+        has_host_copy: kvm::has_host_copy(),
         prefer_intercept: module_parameters::intercept.value(),
     }
 }
@@ -171,7 +172,8 @@ struct EntryRecord {
     /// The configuration enforced.
     mask: u64,
     value: u64,
-    /// The guest view and the value KVM loaded into IA32_SPEC_CTRL.
+    /// The guest view and the value in force in the guest (what KVM loaded
+    /// into IA32_SPEC_CTRL, with V_SPEC_CTRL's host copy ORed in).
     guest: u64,
     effective: u64,
     /// Whether the entry was into L2 (vmcs02 current).
@@ -228,6 +230,8 @@ struct VcpuState {
     applied_value: Atomic<u64>,
     /// Whether the module owns the vCPU's IA32_SPEC_CTRL (forces bits).
     owned: AtomicFlag,
+    /// Whether the owned MSR is intercepted (the last `set_intercept`).
+    intercepted: AtomicFlag,
     /// The guest view when it lives in software.
     sw_view: Atomic<u64>,
     /// Whether the current VMCS was programmed since it became current.
@@ -263,7 +267,14 @@ impl VcpuHw for Hw<'_> {
         self.vcpu.set_hw(value)
     }
     fn set_intercept(&self, intercept: bool) {
+        self.state.intercepted.store(intercept, Relaxed);
         self.vcpu.set_intercept(intercept)
+    }
+    fn intercepted(&self) -> bool {
+        self.state.intercepted.load(Relaxed)
+    }
+    fn set_host_copy(&self, enable: bool, value: u64) {
+        self.vcpu.set_host_copy(enable, value)
     }
     fn set_virt(&self, enable: bool) {
         self.vcpu.set_virt(enable)
@@ -305,7 +316,7 @@ impl VcpuState {
     /// Publish what this entry enforces, then count the entry.
     fn record(&self, hw: &Hw<'_>, backend: Backend) {
         let guest = backend::guest_view(hw, backend);
-        let effective = hw.hw();
+        let effective = backend::in_force(hw, backend, self.applied());
         let r = EntryRecord {
             vm_generation: self.seen_vm.load(Relaxed),
             own_generation: self.seen_own.load(Relaxed),
@@ -405,6 +416,7 @@ impl kvm::Provider for ForceSpecCtrl {
                 applied_mask: Atomic::new(0),
                 applied_value: Atomic::new(0),
                 owned: AtomicFlag::new(false),
+                intercepted: AtomicFlag::new(false),
                 sw_view: Atomic::new(0),
                 programmed: AtomicFlag::new(false),
                 record: Latch::new(EntryRecord::default().words()),
@@ -537,8 +549,14 @@ impl kvm::Provider for ForceSpecCtrl {
         // 1: the record is of an entry after this read began; 0: of an
         // earlier one (the vCPU did not enter the guest meanwhile).
         seq_print!(m, "fresh: {}\n", u8::from(fresh));
-        // What KVM loads at the vCPU's next entry (and saved at its last
-        // exit): live, unlike the record.
-        seq_print!(m, "hw_now: {:#x}\n", vcpu.peek_hw());
+        // What the vCPU runs with at its next entry (KVM's value, saved at
+        // its last exit, with V_SPEC_CTRL's host copy ORed in): live, unlike
+        // the record.
+        let host_copy = if state.vm.backend.uses_host_copy() && state.owned.load(Relaxed) {
+            state.applied_value.load(Relaxed)
+        } else {
+            0
+        };
+        seq_print!(m, "hw_now: {:#x}\n", vcpu.peek_hw() | host_copy);
     }
 }

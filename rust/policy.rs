@@ -188,6 +188,11 @@ pub enum Backend {
     VmxIntercept,
     /// SVM: guest accesses to the MSR exit while forcing.
     SvmIntercept,
+    /// SVM with V_SPEC_CTRL: the CPU runs the guest with the OR of a host
+    /// and a guest copy of the MSR, so bits forced on go into the host copy
+    /// and guest accesses do not exit; a bit forced off needs interception
+    /// ([`Backend::intercepts`]), since an OR cannot clear it.
+    SvmVspec,
     /// The host has no IA32_SPEC_CTRL, or no backend for its vendor.
     None,
 }
@@ -201,6 +206,9 @@ pub struct HostFacts {
     pub vendor: Vendor,
     /// VMX "virtualize IA32_SPEC_CTRL" is available.
     pub has_virt: bool,
+    /// SVM V_SPEC_CTRL is available and KVM lets a provider set its host
+    /// copy.
+    pub has_host_copy: bool,
     /// The administrator asked for interception even with the control.
     pub prefer_intercept: bool,
 }
@@ -216,13 +224,14 @@ pub enum Vendor {
     Svm,
 }
 
-/// The best backend for these facts: the hardware control unless told
+/// The best backend for these facts: the hardware's help unless told
 /// otherwise, interception where the vendor allows it, else none.
 pub const fn choose_backend(host: HostFacts) -> Backend {
     match (host.has_msr, host.vendor) {
         (false, _) | (_, Vendor::None) => Backend::None,
         (true, Vendor::Vmx) if host.has_virt && !host.prefer_intercept => Backend::VmxVirt,
         (true, Vendor::Vmx) => Backend::VmxIntercept,
+        (true, Vendor::Svm) if host.has_host_copy && !host.prefer_intercept => Backend::SvmVspec,
         (true, Vendor::Svm) => Backend::SvmIntercept,
     }
 }
@@ -242,7 +251,25 @@ impl Backend {
             Backend::VmxVirt => "vmx-virt",
             Backend::VmxIntercept => "vmx-intercept",
             Backend::SvmIntercept => "svm-intercept",
+            Backend::SvmVspec => "svm-vspec",
             Backend::None => "none",
         }
+    }
+
+    /// Whether guest RDMSR/WRMSR of the MSR exit while `config` is forced
+    /// (an inactive configuration leaves the MSR to KVM).
+    pub const fn intercepts(self, config: Config) -> bool {
+        match self {
+            Backend::VmxVirt | Backend::None => false,
+            Backend::VmxIntercept | Backend::SvmIntercept => true,
+            // The hardware ORs the host copy in: it can force bits on, never
+            // off.
+            Backend::SvmVspec => config.mask() & !config.value() != 0,
+        }
+    }
+
+    /// Whether the backend loads forced bits into V_SPEC_CTRL's host copy.
+    pub const fn uses_host_copy(self) -> bool {
+        matches!(self, Backend::SvmVspec)
     }
 }

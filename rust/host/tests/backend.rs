@@ -2,7 +2,10 @@
 
 //! The backends against a model of KVM and a VMX CPU (with "virtualize
 //! IA32_SPEC_CTRL" for `vmx-virt`, without for `vmx-intercept`), with vmcs01
-//! and vmcs02 (nested VMX, L1 passing the MSR through to L2): for random
+//! and vmcs02 (nested VMX, L1 passing the MSR through to L2), and of an SVM
+//! CPU (without V_SPEC_CTRL for `svm-intercept`; with it for `svm-vspec`,
+//! running the guest with the OR of its copy and the host copy), with vmcb01
+//! and vmcb02 (nested SVM; KVM carries the guest copy between them): for random
 //! sequences of guest writes and reads in L1 and L2, nested entries and
 //! exits, host KVM_SET_MSRS/KVM_GET_MSRS, vCPU resets and configuration
 //! changes, every VM entry loads `(guest view & !mask) | (value & mask)`
@@ -40,6 +43,11 @@ struct Sim {
     guest_mode: Cell<bool>,
     /// The configuration the module applied at the last `enter`.
     applied: Cell<Config>,
+    /// The module's last interception choice while owned.
+    intercepted: Cell<bool>,
+    /// V_SPEC_CTRL's host copy while the guest runs, if the module set one
+    /// (else the host's own, 0 here).
+    host_copy: Cell<Option<u64>>,
 }
 
 impl Sim {
@@ -70,8 +78,10 @@ impl VcpuHw for Sim {
     fn own(&self, own: bool) {
         self.owned.set(own);
         if !own {
-            // vmx_recalc_msr_intercepts(): intercept until the guest's value is non-zero.
-            self.kvm_set_intercept01(self.hw.get() == 0);
+            // KVM's rule: with V_SPEC_CTRL pass through (the guest has the
+            // MSR here), else intercept until the guest's value is non-zero.
+            let v_spec_ctrl = self.backend() == Backend::SvmVspec;
+            self.kvm_set_intercept01(!v_spec_ctrl && self.hw.get() == 0);
         }
     }
     fn hw(&self) -> u64 {
@@ -85,11 +95,23 @@ impl VcpuHw for Sim {
             self.owned.get(),
             "interception changed while KVM owns the MSR"
         );
+        self.intercepted.set(intercept);
         self.kvm_set_intercept01(intercept);
         // kernel/patches: an L2 running now gets the interception at once.
         if intercept && self.guest_mode.get() {
             self.update(1, |v| v.intercept = true);
         }
+    }
+    fn intercepted(&self) -> bool {
+        self.intercepted.get()
+    }
+    fn set_host_copy(&self, enable: bool, value: u64) {
+        assert_eq!(
+            self.backend(),
+            Backend::SvmVspec,
+            "the CPU has no host copy"
+        );
+        self.host_copy.set(enable.then_some(value));
     }
     fn set_virt(&self, enable: bool) {
         assert_eq!(
@@ -164,9 +186,18 @@ impl Sim {
     }
 
     /// vmx_switch_vmcs(): the module's hook, then the other VMCS is current.
+    /// SVM has no such hook: KVM copies the guest copy between vmcb01 and
+    /// vmcb02 (one `hw` here), and the module keeps nothing per VMCB.
     fn switch(&self, to_l2: bool) {
-        backend::vmcs_switch(self, self.backend());
+        if matches!(self.backend(), Backend::VmxVirt | Backend::VmxIntercept) {
+            backend::vmcs_switch(self, self.backend());
+        }
         self.guest_mode.set(to_l2);
+    }
+
+    /// What the CPU runs the guest with.
+    fn in_force(&self) -> u64 {
+        self.hw.get() | self.host_copy.get().unwrap_or(0)
     }
 
     /// The guest (L1 or L2) runs one WRMSR (or RDMSR): VM entry, the access,
@@ -239,7 +270,11 @@ fn check_next_entry(
 ) -> Result<(), TestCaseError> {
     let next = sim.clone();
     next.entry(config, changed);
-    prop_assert_eq!(next.hw.get(), config.effective(guest));
+    prop_assert_eq!(next.in_force(), config.effective(guest));
+    prop_assert_eq!(
+        backend::in_force(&next, next.backend(), config),
+        next.in_force()
+    );
     prop_assert_eq!(next.owned.get(), config.is_active());
     let vmcs = next.cur().get();
     if !next.owned.get() {
@@ -251,8 +286,12 @@ fn check_next_entry(
             "{:?}",
             vmcs
         );
-    } else {
+    } else if next.backend().intercepts(config) {
         prop_assert!(vmcs.intercept, "owned but passed through: {:?}", vmcs);
+    } else if !next.guest_mode.get() {
+        // svm-vspec forcing bits on only: no exits (an L2 keeps an earlier
+        // interception until its next nested VMRUN: harmless).
+        prop_assert!(!vmcs.intercept, "intercepted for nothing: {:?}", vmcs);
     }
     Ok(())
 }
@@ -263,9 +302,13 @@ proptest! {
     #[test]
     fn every_entry_enforces(
         ops in proptest::collection::vec(op(), 1..80),
-        intercept: bool,
+        backend in prop_oneof![
+            Just(Backend::VmxVirt),
+            Just(Backend::VmxIntercept),
+            Just(Backend::SvmIntercept),
+            Just(Backend::SvmVspec),
+        ],
     ) {
-        let backend = if intercept { Backend::VmxIntercept } else { Backend::VmxVirt };
         let sim = Sim::new(backend);
         let mut config = Config::OFF;
         // A configuration published since the vCPU's last entry.

@@ -164,26 +164,42 @@ proptest! {
 #[test]
 fn backend_choice() {
     use policy::{choose_backend, Backend, HostFacts, Vendor};
-    let facts = |has_msr, vendor, has_virt, prefer_intercept| HostFacts {
+    // (has_msr, vendor, has_virt, has_host_copy, prefer_intercept)
+    let facts = |has_msr, vendor, has_virt, has_host_copy, prefer_intercept| HostFacts {
         has_msr,
         vendor,
         has_virt,
+        has_host_copy,
         prefer_intercept,
     };
     let cases = [
-        (facts(true, Vendor::Vmx, true, false), Backend::VmxVirt),
-        (facts(true, Vendor::Vmx, true, true), Backend::VmxIntercept),
         (
-            facts(true, Vendor::Vmx, false, false),
+            facts(true, Vendor::Vmx, true, false, false),
+            Backend::VmxVirt,
+        ),
+        (
+            facts(true, Vendor::Vmx, true, false, true),
             Backend::VmxIntercept,
         ),
         (
-            facts(true, Vendor::Svm, false, false),
+            facts(true, Vendor::Vmx, false, false, false),
+            Backend::VmxIntercept,
+        ),
+        (
+            facts(true, Vendor::Svm, false, false, false),
             Backend::SvmIntercept,
         ),
-        (facts(false, Vendor::Vmx, true, false), Backend::None),
-        (facts(false, Vendor::Svm, false, false), Backend::None),
-        (facts(true, Vendor::None, false, false), Backend::None),
+        (
+            facts(true, Vendor::Svm, false, true, false),
+            Backend::SvmVspec,
+        ),
+        (
+            facts(true, Vendor::Svm, false, true, true),
+            Backend::SvmIntercept,
+        ),
+        (facts(false, Vendor::Vmx, true, false, false), Backend::None),
+        (facts(false, Vendor::Svm, false, true, false), Backend::None),
+        (facts(true, Vendor::None, false, true, false), Backend::None),
     ];
     for (host, want) in cases {
         assert_eq!(choose_backend(host), want, "{host:?}");
@@ -194,5 +210,29 @@ fn backend_choice() {
             want != Backend::None,
             "capable {host:?}"
         );
+    }
+}
+
+#[test]
+fn backend_interception() {
+    use policy::bits::{IBRS, SSBD, STIBP};
+    use policy::{Backend, Config};
+    let on = Config::new(SSBD | STIBP, SSBD | STIBP).unwrap();
+    let off = Config::new(IBRS, 0).unwrap();
+    let mixed = Config::new(IBRS | SSBD, SSBD).unwrap();
+    // (backend, forced on only, a bit forced off, both): contract item 9.
+    let cases = [
+        (Backend::VmxVirt, false, false, false),
+        (Backend::VmxIntercept, true, true, true),
+        (Backend::SvmIntercept, true, true, true),
+        // V_SPEC_CTRL ORs the host copy in: it can force on, never off.
+        (Backend::SvmVspec, false, true, true),
+        (Backend::None, false, false, false),
+    ];
+    for (backend, want_on, want_off, want_mixed) in cases {
+        assert_eq!(backend.intercepts(on), want_on, "{backend:?} on");
+        assert_eq!(backend.intercepts(off), want_off, "{backend:?} off");
+        assert_eq!(backend.intercepts(mixed), want_mixed, "{backend:?} mixed");
+        assert_eq!(backend.uses_host_copy(), backend == Backend::SvmVspec);
     }
 }
