@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# make bench: boots Bochs sapphire_rapids (vmx-virt, vmx-intercept) and
-# tigerlake (vmx-intercept) with one CPU each, and sapphire_rapids with 3
-# CPUs for the kicks, runs the benchmark programs, prints three tables. Figures are guest-measured TSC cycles (Bochs' TSC counts
+# make bench: boots Bochs sapphire_rapids (vmx-virt, vmx-intercept),
+# tigerlake (vmx-intercept) and ryzen (svm-vspec, svm-intercept) with one CPU
+# each, and sapphire_rapids with 3 CPUs for the kicks, runs the benchmark
+# programs, prints four tables. Figures are guest-measured TSC cycles (Bochs' TSC counts
 # emulated work), VM exits from KVM's stats and IPIs from /proc/interrupts.
 # Not a test: it fails only if a benchmark could not run.
 source "$(dirname "$0")/lib.sh"
 logs=$KFSC_ROOT/out/bench
 kfsc_prepare "$logs"
 rm -f "$logs"/bench*.serial
-for run in bench:sapphire_rapids:1 bench:tigerlake:1 bench-kicks:sapphire_rapids:3; do
+for run in bench:sapphire_rapids:1 bench:tigerlake:1 bench:ryzen:1 bench-kicks:sapphire_rapids:3; do
 	IFS=: read -r suite model cpus <<<"$run"
 	KFSC_BOCHS_CPUS=$cpus KFSC_RUN_TAG=$model \
 		"$KFSC_ROOT/scripts/bochs-run.sh" "$suite" "$model" "$logs" "kfsc.label=$model"
@@ -22,11 +23,11 @@ lines() {
 	cat "$logs"/bench-*.serial | tr -d '\r' | grep "^$1 " | sed "s/^$1 //; s/^/b_/; s/ / b_/g"
 }
 echo
-echo "Guest WRMSR of IA32_SPEC_CTRL (10^4 writes):"
-printf '%-16s %-14s %-8s %16s %18s\n' "CPU (Bochs)" backend forcing "exits/10^4 WRMSR" "TSC cycles/WRMSR"
+echo "Guest WRMSR of IA32_SPEC_CTRL (10^4 writes; forcing: nothing, SSBD forced on, SSBD forced off):"
+printf '%-16s %-14s %-9s %16s %18s\n' "CPU (Bochs)" backend forcing "exits/10^4 WRMSR" "TSC cycles/WRMSR"
 lines KFSC-BENCH | while read -r kv; do
 	eval "$kv"
-	printf '%-16s %-14s %-8s %16s %18s\n' "$b_label" "$b_backend" "$b_forcing" "$b_exits" "$b_cycles_per_wrmsr"
+	printf '%-16s %-14s %-9s %16s %18s\n' "$b_label" "$b_backend" "$b_forcing" "$b_exits" "$b_cycles_per_wrmsr"
 done
 echo
 # overhead_rows TAG CYCLES_FIELD EXITS_FIELD: the rows of a round-trip
@@ -38,15 +39,15 @@ overhead_rows() {
 		[ "$b_mode" = unloaded ] && base=${!c}
 		over=$(awk -v c="${!c}" -v b="${base:-0}" \
 			'BEGIN { if (b > 0) printf "%+.1f%%", 100 * (c - b) / b; else print "-" }')
-		printf '%-16s %-10s %-14s %10s %19s %10s\n' "$b_label" "$b_mode" "$b_backend" "${!e}" "${!c}" "$over"
+		printf '%-16s %-12s %-14s %10s %19s %10s\n' "$b_label" "$b_mode" "$b_backend" "${!e}" "${!c}" "$over"
 	done
 }
 echo "VM-exit round trip (guest CPUID, 2*10^4 exits), the module's cost per entry:"
-printf '%-16s %-10s %-14s %10s %19s %10s\n' "CPU (Bochs)" module backend exits "TSC cycles/exit" overhead
+printf '%-16s %-12s %-14s %10s %19s %10s\n' "CPU (Bochs)" module backend exits "TSC cycles/exit" overhead
 overhead_rows KFSC-BENCH-EXIT cycles_per_exit exits
 echo
 echo "Nested VM-exit round trip (L2 CPUID handled by L1, 2*10^3 exits): the module's cost per L2 exit:"
-printf '%-16s %-10s %-14s %10s %19s %10s\n' "CPU (Bochs)" module backend "L0 exits" "TSC cycles/L2 exit" overhead
+printf '%-16s %-12s %-14s %10s %19s %10s\n' "CPU (Bochs)" module backend "L0 exits" "TSC cycles/L2 exit" overhead
 overhead_rows KFSC-BENCH-NESTED cycles_per_l2_exit l0_exits
 echo
 echo "Kicks per VM-wide update (2 vCPUs spinning in the guest, vmx-virt):"

@@ -18,6 +18,26 @@
 #include "kvm_util.h"
 #include "processor.h"
 
+/*
+ * AMD's enumeration of IA32_SPEC_CTRL (CPUID Fn8000_0008 EBX) and of
+ * V_SPEC_CTRL (Fn8000_000A EDX[20]), not (yet) in the library's processor.h.
+ */
+#define X86_FEATURE_AMD_IBRS	KVM_X86_CPU_FEATURE(0x80000008, 0, EBX, 14)
+#define X86_FEATURE_AMD_STIBP	KVM_X86_CPU_FEATURE(0x80000008, 0, EBX, 15)
+#define X86_FEATURE_AMD_SSBD	KVM_X86_CPU_FEATURE(0x80000008, 0, EBX, 24)
+#define X86_FEATURE_V_SPEC_CTRL	KVM_X86_CPU_FEATURE(0x8000000A, 0, EDX, 20)
+
+/*
+ * Whether KVM offers guests IA32_SPEC_CTRL: Intel's CPUID bit or one of
+ * AMD's, as KVM's guest_has_spec_ctrl_msr() reads them. (KVM reports Intel's
+ * bit on AMD only with AMD_IBPB_RET.)
+ */
+static inline bool fsc_kvm_has_spec_ctrl(void)
+{
+	return kvm_cpu_has(X86_FEATURE_SPEC_CTRL) || kvm_cpu_has(X86_FEATURE_AMD_IBRS) ||
+	       kvm_cpu_has(X86_FEATURE_AMD_STIBP) || kvm_cpu_has(X86_FEATURE_AMD_SSBD);
+}
+
 /* KVM_ENABLE_CAP(KVM_CAP_FORCE_SPEC_CTRL) on a VM or vCPU fd; -errno or 0. */
 static inline int fsc_enable(int fd, __u64 mask, __u64 value, __u64 flags, __u64 reserved)
 {
@@ -237,8 +257,24 @@ static inline bool fsc_backend_is_expected(struct kvm_vcpu *vcpu, char *buf, siz
 }
 
 /*
+ * Whether guest RDMSR/WRMSR of IA32_SPEC_CTRL exit under @backend while
+ * forcing @mask/@value (contract item 9): never with "virtualize
+ * IA32_SPEC_CTRL"; with V_SPEC_CTRL only when a bit is forced off, since the
+ * hardware ORs the forced bits in and cannot clear any.
+ */
+static inline bool fsc_backend_exits(const char *backend, __u64 mask, __u64 value)
+{
+	if (!strcmp(backend, "vmx-virt"))
+		return false;
+	if (!strcmp(backend, "svm-vspec"))
+		return mask & ~value;
+	return true;
+}
+
+/*
  * The benchmarks' modes: "unloaded" (stock KVM), "idle" (the module loaded,
- * the VM bound, nothing forced), "forcing" (SSBD forced on). Checks that the
+ * the VM bound, nothing forced), "forcing" (SSBD forced on), "forcing-off"
+ * (SSBD forced off). Checks that the
  * module's presence matches @mode, sets the VM up for it and fills @backend
  * with the debug view's backend ("none" when unloaded).
  */
@@ -248,11 +284,13 @@ static inline void fsc_bench_mode(struct kvm_vcpu *vcpu, const char *mode, char 
 	bool loaded = kvm_check_cap(KVM_CAP_FORCE_SPEC_CTRL);
 
 	TEST_ASSERT(!strcmp(mode, "unloaded") || !strcmp(mode, "idle") ||
-		    !strcmp(mode, "forcing"), "mode %s", mode);
+		    !strcmp(mode, "forcing") || !strcmp(mode, "forcing-off"), "mode %s", mode);
 	TEST_ASSERT(!loaded == !strcmp(mode, "unloaded"), "mode %s, but the module is %sloaded",
 		    mode, loaded ? "" : "not ");
 	if (!strcmp(mode, "forcing"))
 		fsc_vm_set(vcpu->vm, SPEC_CTRL_SSBD, SPEC_CTRL_SSBD);
+	if (!strcmp(mode, "forcing-off"))
+		fsc_vm_set(vcpu->vm, SPEC_CTRL_SSBD, 0);
 	if (loaded)
 		fsc_debug_backend(vcpu, backend, size);
 	else

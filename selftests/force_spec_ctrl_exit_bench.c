@@ -4,10 +4,11 @@
  * always exits, N times and measures the loop with its TSC (Bochs' TSC counts
  * emulated work, so this is a deterministic cost measure, not wall time);
  * every round trip passes the VM-entry hook once. One line:
- *   KFSC-BENCH-EXIT label=<l> mode=<unloaded|idle|forcing> backend=<b>
+ *   KFSC-BENCH-EXIT label=<l> mode=<unloaded|idle|forcing|forcing-off> backend=<b>
  *                   exits=E cycles_per_exit=C
  * Modes: unloaded: the module is not loaded (stock KVM); idle: loaded, the
- * VM bound to it, forcing never enabled; forcing: SSBD forced on.
+ * VM bound to it, forcing never enabled; forcing: SSBD forced on;
+ * forcing-off: SSBD forced off.
  * Usage: force_spec_ctrl_exit_bench LABEL MODE
  */
 #include "force_spec_ctrl.h"

@@ -139,7 +139,7 @@ int main(void)
 
 	TEST_REQUIRE(kvm_check_cap(KVM_CAP_X86_USER_SPACE_MSR));
 	TEST_REQUIRE(kvm_check_cap(KVM_CAP_X86_MSR_FILTER));
-	TEST_REQUIRE(kvm_cpu_has(X86_FEATURE_SPEC_CTRL));
+	TEST_REQUIRE(fsc_kvm_has_spec_ctrl());
 	if (loaded)
 		TEST_ASSERT(fsc_supported() & FORCED, "SSBD not supported");
 

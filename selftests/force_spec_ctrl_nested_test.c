@@ -10,9 +10,15 @@
  * made while L2 is the current guest: a new mask, and forcing turned off.
  *
  * L1 is not offered "virtualize IA32_SPEC_CTRL" (KVM's nested VMX offers
- * no tertiary controls): checked first.
+ * no tertiary controls), nor V_SPEC_CTRL (KVM's nested SVM does not offer
+ * it): checked first.
+ *
+ * On AMD the same steps run under nested SVM: L1's VMCB intercepts only
+ * VMRUN and VMMCALL, so L2 accesses the MSR directly; KVM carries the
+ * guest's copy between vmcb01 and vmcb02.
  */
 #include "force_spec_ctrl.h"
+#include "svm_util.h"
 #include "vmx.h"
 
 #define IBRS	SPEC_CTRL_IBRS
@@ -29,6 +35,18 @@ enum { L1 = 1, L2 = 2 };
 /* A sync whose only purpose is the VM entry after it. */
 #define SYNC_ENTRY(level)	GUEST_SYNC((u64)(level) << 32 | 0xe)
 
+/* Set by the host: the vCPU is AMD's, L1 uses SVM. */
+static bool use_svm;
+
+/* L2 hands control back to L1. */
+static void l2_exit(void)
+{
+	if (use_svm)
+		vmmcall();
+	else
+		vmcall();
+}
+
 static void l2_guest_code(void)
 {
 	/* Clear everything, the forced SSBD included. */
@@ -39,13 +57,14 @@ static void l2_guest_code(void)
 	SYNC_READ(L2);
 	wrmsr(MSR_IA32_SPEC_CTRL, STIBP | SSBD);
 	SYNC_ENTRY(L2);
-	vmcall();
+	l2_exit();
 
+	SYNC_ENTRY(L2);
 	SYNC_ENTRY(L2);
 	/* The host turned forcing off meanwhile. */
 	SYNC_READ(L2);
 	wrmsr(MSR_IA32_SPEC_CTRL, STIBP);
-	vmcall();
+	l2_exit();
 }
 
 static void l1_guest_code(struct vmx_pages *vmx)
@@ -76,6 +95,40 @@ static void l1_guest_code(struct vmx_pages *vmx)
 	GUEST_DONE();
 }
 
+static void l1_svm_guest_code(struct svm_test_data *svm)
+{
+	struct vmcb *vmcb = svm->vmcb;
+
+	GUEST_ASSERT(!this_cpu_has(X86_FEATURE_V_SPEC_CTRL));
+
+	wrmsr(MSR_IA32_SPEC_CTRL, IBRS);
+	SYNC_READ(L1);
+	SYNC_ENTRY(L1);
+
+	/* Intercepts VMRUN and VMMCALL only: no MSR permission map. */
+	generic_svm_setup(svm, l2_guest_code);
+
+	run_guest(vmcb, svm->vmcb_gpa);
+	GUEST_ASSERT_EQ(vmcb->control.exit_code, SVM_EXIT_VMMCALL);
+	SYNC_READ(L1);
+	SYNC_ENTRY(L1);
+
+	vmcb->save.rip += 3;	/* VMMCALL */
+	run_guest(vmcb, svm->vmcb_gpa);
+	GUEST_ASSERT_EQ(vmcb->control.exit_code, SVM_EXIT_VMMCALL);
+	SYNC_READ(L1);
+	SYNC_ENTRY(L1);
+	GUEST_DONE();
+}
+
+static void l1_guest(void *arg)
+{
+	if (use_svm)
+		l1_svm_guest_code(arg);
+	else
+		l1_guest_code(arg);
+}
+
 enum step_kind { READ, ENTRY };
 
 /* One GUEST_SYNC of the guest code above, in order, and what it must show. */
@@ -91,6 +144,13 @@ struct step {
 	bool configure;
 	__u64 mask, value;
 	const char *what;
+	/*
+	 * ENTRY in L2 right after L1 resumed it: the entry recorded is the
+	 * first after the previous sync, L1's. On VMX the switch to vmcs02
+	 * runs the entry hook again, so the record is L2's; SVM has no switch
+	 * (KVM carries the guest's copy into vmcb02), so it stays L1's.
+	 */
+	bool after_resume;
 };
 
 static const struct step steps[] = {
@@ -102,7 +162,9 @@ static const struct step steps[] = {
 	{ ENTRY, L2, STIBP | IBRS, false, 0, 0, "L2 set SSBD, forced off now; IBRS forced on" },
 	{ READ, L1, STIBP | SSBD, false, 0, 0, "L1 reads L2's last write after the VM-exit" },
 	{ ENTRY, L1, STIBP | IBRS, false, 0, 0, "L1 runs under the new mask" },
-	{ ENTRY, L2, STIBP | IBRS, false, 0, 0, "back in L2, under the new mask" },
+	{ ENTRY, L2, STIBP | IBRS, false, 0, 0, "back in L2, under the new mask",
+	  .after_resume = true },
+	{ ENTRY, L2, STIBP | IBRS, false, 0, 0, "an entry into L2 itself, under the new mask" },
 	{ READ, L2, STIBP | SSBD, true, 0, 0, "forcing off while L2 runs: L2's view kept" },
 	{ READ, L1, STIBP, false, 0, 0, "L1 reads L2's write: no stale control in vmcs01" },
 	{ ENTRY, L1, STIBP, false, 0, 0, "L1 runs with its own value" },
@@ -112,6 +174,7 @@ static bool run_step(struct kvm_vcpu *vcpu, const struct step *s)
 {
 	struct fsc_view view;
 	__u64 got, level, read;
+	bool want_l2;
 
 	if (s->configure)
 		fsc_vm_set(vcpu->vm, s->mask, s->value);
@@ -129,9 +192,9 @@ static bool run_step(struct kvm_vcpu *vcpu, const struct step *s)
 		return false;
 	}
 	fsc_read_view(vcpu, &view);
+	want_l2 = s->level == L2 && !(s->after_resume && use_svm);
 	/* While not forcing the vCPU is KVM's, and no entry is recorded. */
-	if (view.effective == s->want &&
-	    (!view.mask || view.guest_mode == (__u64)(s->level == L2)))
+	if (view.effective == s->want && (!view.mask || view.guest_mode == want_l2))
 		return true;
 	ksft_print_msg("L%d: loaded 0x%llx at an entry with guest_mode %llu, want 0x%llx\n",
 		       s->level, view.effective, view.guest_mode, s->want);
@@ -143,11 +206,12 @@ int main(void)
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
 	char backend[64];
-	gva_t vmx_gva;
+	gva_t nested_gva;
 	struct ucall uc;
 	unsigned int i;
 
-	TEST_REQUIRE(kvm_cpu_has(X86_FEATURE_VMX));
+	use_svm = kvm_cpu_has(X86_FEATURE_SVM);
+	TEST_REQUIRE(use_svm || kvm_cpu_has(X86_FEATURE_VMX));
 	TEST_REQUIRE(kvm_check_cap(KVM_CAP_FORCE_SPEC_CTRL));
 	TEST_ASSERT((fsc_supported() & (IBRS | SSBD)) == (IBRS | SSBD),
 		    "IBRS and SSBD must be supported");
@@ -155,9 +219,13 @@ int main(void)
 	ksft_print_header();
 	ksft_set_plan(ARRAY_SIZE(steps) + 1);
 
-	vm = vm_create_with_one_vcpu(&vcpu, l1_guest_code);
-	vcpu_alloc_vmx(vm, &vmx_gva);
-	vcpu_args_set(vcpu, 1, vmx_gva);
+	vm = vm_create_with_one_vcpu(&vcpu, l1_guest);
+	if (use_svm)
+		vcpu_alloc_svm(vm, &nested_gva);
+	else
+		vcpu_alloc_vmx(vm, &nested_gva);
+	vcpu_args_set(vcpu, 1, nested_gva);
+	sync_global_to_guest(vm, use_svm);
 	ksft_test_result(fsc_backend_is_expected(vcpu, backend, sizeof(backend)),
 			 "backend %s\n", backend);
 

@@ -336,7 +336,7 @@ int main(int argc, char *argv[])
 		}
 	}
 	TEST_REQUIRE(kvm_check_cap(KVM_CAP_FORCE_SPEC_CTRL));
-	TEST_REQUIRE(kvm_cpu_has(X86_FEATURE_SPEC_CTRL));
+	TEST_REQUIRE(fsc_kvm_has_spec_ctrl());
 	if (!seed)
 		seed = ((__u64)getpid() << 32) ^ (__u64)time(NULL);
 	rng = seed | 1;

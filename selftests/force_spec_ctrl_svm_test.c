@@ -21,12 +21,6 @@
 
 #include "force_spec_ctrl.h"
 
-/* Not (yet) in the selftest library's processor.h. */
-#define X86_FEATURE_AMD_IBRS	KVM_X86_CPU_FEATURE(0x80000008, 0, EBX, 14)
-#define X86_FEATURE_AMD_STIBP	KVM_X86_CPU_FEATURE(0x80000008, 0, EBX, 15)
-#define X86_FEATURE_AMD_SSBD	KVM_X86_CPU_FEATURE(0x80000008, 0, EBX, 24)
-#define X86_FEATURE_V_SPEC_CTRL	KVM_X86_CPU_FEATURE(0x8000000A, 0, EDX, 20)
-
 #define GUEST_VALUE	SPEC_CTRL_STIBP		/* what the guest writes */
 #define HOST_VALUE	SPEC_CTRL_SSBD		/* what KVM_SET_MSRS writes */
 #define SPIN_LOOPS	10000000ull
