@@ -143,13 +143,15 @@ lane_b() {
 	# a file).
 	run_boot bochs-spr-qemu sapphire_rapids
 	run_boot bochs-tgl-qemu tigerlake
+	# 3 CPUs: configuration changes while vCPUs run, on AMD.
+	KFSC_BOCHS_CPUS=3 run_boot bochs-ryzen-smp ryzen
 }
 lane_a &
 lane=$!
 lane_b
 wait "$lane"
 boots bochs-spr bochs-spr-4level bochs-tgl bochs-spr-lifecycle qemu-amd bochs-ryzen bochs-spr-smp \
-	bochs-spr-qemu bochs-tgl-qemu
+	bochs-spr-qemu bochs-tgl-qemu bochs-ryzen-smp
 
 # The debug kernel: the same patched tree with the kernel's checkers
 # (kernel/debug.fragment), its own module build and initramfs.
