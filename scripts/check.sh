@@ -136,6 +136,7 @@ lane_a() {
 	run_boot bochs-ryzen ryzen
 	# 3 CPUs: configuration changes while vCPUs run (contract item 4).
 	KFSC_BOCHS_CPUS=3 run_boot bochs-spr-smp sapphire_rapids
+	KFSC_BOCHS_CPUS=3 run_boot bochs-ryzen-smp ryzen
 }
 lane_b() {
 	# A Linux guest under QEMU with forced bits, on both backends (the
@@ -143,8 +144,6 @@ lane_b() {
 	# a file).
 	run_boot bochs-spr-qemu sapphire_rapids
 	run_boot bochs-tgl-qemu tigerlake
-	# 3 CPUs: configuration changes while vCPUs run, on AMD.
-	KFSC_BOCHS_CPUS=3 run_boot bochs-ryzen-smp ryzen
 }
 lane_a &
 lane=$!
