@@ -3,14 +3,15 @@
  * Prove, on the emulated AMD CPU, what every AMD result depends on
  * (Documentation/platform.rst), with stock KVM (no forcing module loaded):
  *
- * 7. IA32_SPEC_CTRL as AMD documents it: CPUID Fn8000_0008 EBX enumerates
- *    IBRS, STIBP and SSBD, the MSR takes exactly those bits.
- * 8. V_SPEC_CTRL (CPUID Fn8000_000A EDX[20]): VMRUN loads the guest's copy
- *    from the VMCB (SPEC_CTRL, save area offset 0x2E0), guest RDMSR and WRMSR
- *    touch that copy only, #VMEXIT saves it back; the host's copy is never
- *    changed by the guest.
- * 9. External interrupts exit a guest that runs with RFLAGS.IF=0 under
- *    V_INTR_MASKING (every selftest guest does).
+ * - IA32_SPEC_CTRL as AMD documents it (scripts/bochs/0006): CPUID
+ *   Fn8000_0008 EBX enumerates IBRS, STIBP and SSBD, the MSR takes exactly
+ *   those bits.
+ * - V_SPEC_CTRL (0006; CPUID Fn8000_000A EDX[20]): VMRUN loads the guest's
+ *   copy from the VMCB (SPEC_CTRL, save area offset 0x2E0), guest RDMSR and
+ *   WRMSR touch that copy only, #VMEXIT saves it back; the host's copy is
+ *   never changed by the guest.
+ * - Erratum 7 (0007): external interrupts exit a guest that runs with
+ *   RFLAGS.IF=0 under V_INTR_MASKING (every selftest guest does).
  *
  * Runs pinned to CPU 0, so that /dev/cpu/0/msr is the host copy of the
  * CPU the vCPU runs on.
