@@ -7,12 +7,12 @@ source "$(dirname "$0")/lib.sh"
 logs=$KFSC_ROOT/out/errata-proof
 kfsc_prepare "$logs"
 rc=0
-# expect NAME LEFT-OUT SUITE ARGS PATTERN [MODEL]: the boot's logs must show
-# PATTERN.
+# expect NAME LEFT-OUT SUITE ARGS PATTERN [MODEL [CPUS]]: the boot's logs
+# must show PATTERN.
 expect() {
-	local name=$1 unfixed=$2 suite=$3 args=$4 pattern=$5 model=${6:-sapphire_rapids}
+	local name=$1 unfixed=$2 suite=$3 args=$4 pattern=$5 model=${6:-sapphire_rapids} cpus=${7:-1}
 	BOCHS=$(KFSC_BOCHS_UNFIXED=$unfixed "$KFSC_ROOT/scripts/bochs.sh")
-	KFSC_RUN_TAG=without-$unfixed KFSC_BOCHS_TIMEOUT=300 BOCHS=$BOCHS \
+	KFSC_RUN_TAG=without-$unfixed KFSC_BOCHS_TIMEOUT=300 BOCHS=$BOCHS KFSC_BOCHS_CPUS=$cpus \
 		"$KFSC_ROOT/scripts/bochs-run.sh" "$suite" "$model" "$logs" $args
 	if cat "$logs/$suite-without-$unfixed".{bochs,serial} | grep -qE "$pattern"; then
 		echo "PASS errata-proof: without $unfixed, $name"
@@ -37,4 +37,6 @@ expect "the AMD model has no IA32_SPEC_CTRL (AMD SPEC_CTRL, V_SPEC_CTRL)" 0006 b
 	'not ok 1 CPUID Fn8000_0008 EBX' ryzen
 expect "host interrupts do not exit an SVM guest running with IF=0 (erratum 7)" 0007 bochs-ryzen "" \
 	'not ok [0-9]+ 0 host-interrupt exits' ryzen
+expect "an idle CPU polling in MWAIT misses the store that wakes it (erratum 8)" 0008 bochs-spr-smp "" \
+	'KFSC-HOST-TIMEOUT' sapphire_rapids 5
 exit $rc
