@@ -66,5 +66,25 @@ start=$(date +%s)
 rc=0
 timeout "$timeout_s" "$BOCHS/bin/bochs" -q -f "$work/bochsrc" >"$logdir/$name.stdout" 2>&1 </dev/null || rc=$?
 log "bochs: exit $rc after $(( $(date +%s) - start ))s"
-[ $rc -eq 124 ] && echo "KFSC-HOST-TIMEOUT bochs after ${timeout_s}s" >>"$serial"
+# The harness's watchdog: say what stalled, from the console: the test that
+# was running, whether the guest's own per-test watchdog (scripts/guest/
+# lib.sh: stacks and debug views) had fired, and how long the console had
+# been silent: a machine that stopped (erratum 4) is silent for minutes.
+if [ $rc -eq 124 ]; then
+	running=$(tr -d '\r' <"$serial" 2>/dev/null | awk '
+		/^KFSC-BEGIN / { t = substr($0, 12) }
+		/KFSC-RESULT (PASS|FAIL) / { t = "" }
+		END { print t }')
+	silent=$(( $(date +%s) - $(stat -c %Y "$serial" 2>/dev/null || date +%s) ))
+	if [ -z "$running" ]; then
+		what="outside any test (booting, or between tests)"
+	elif grep -q "^KFSC-TIMEOUT $running" "$serial"; then
+		what="in test '$running', after the guest's watchdog fired (stacks above)"
+	else
+		what="in test '$running' (the guest's watchdog had not fired)"
+	fi
+	last=$(tr -d '\r' <"$serial" 2>/dev/null | grep -v '^[[:space:]]*$' | tail -n 1 | cut -c1-160)
+	echo "KFSC-HOST-TIMEOUT bochs after ${timeout_s}s, $what; no console output for the last ${silent}s, the last: '$last'" >>"$serial"
+	log "bochs: timed out $what"
+fi
 exit 0
