@@ -98,7 +98,7 @@ forcing_tests() {
 	t "$backend: nested_test" 300 "$T"/force_spec_ctrl_nested_test
 	t "$backend: nocpuid_test" 300 "$T"/force_spec_ctrl_nocpuid_test
 	t "$backend: filter_test" 300 "$T"/force_spec_ctrl_filter_test
-	t "$backend: random_test (10^4 steps, seed $SEED)" 1200 \
+	t "$backend: random_test (${RANDOM_STEPS:-10000} steps, seed $SEED)" 1200 \
 		"$T"/force_spec_ctrl_random_test -s "$SEED" -n "${RANDOM_STEPS:-10000}"
 	unset FSC_BACKEND
 	rmmod_fsc
