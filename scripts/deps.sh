@@ -16,6 +16,8 @@ apt_pkgs=(
 	# Rust for Linux, the versions of PLATFORM.md
 	rustc-web rust-web-src libstd-rust-web-dev rustfmt-web rust-web-clippy
 	cargo-web libclang-19-dev
+	# the debug kernel: Clang, for KASAN with Rust (kernel/debug.fragment)
+	clang-19 lld-19 llvm-19
 	# initramfs, boot media
 	busybox-static isolinux syslinux-common xorriso
 	# Bochs from source (nogui, no plugins)

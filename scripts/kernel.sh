@@ -5,8 +5,11 @@
 #   source tree  $KFSC_CACHE/linux/src-$VERSION      (git: pristine + patches)
 #   build tree   $KFSC_CACHE/linux/build-$KEY         KEY = hash(version, fragments)
 #
-# KFSC_KERNEL_VARIANT=debug adds kernel/debug.fragment (lockdep, UBSAN,
-# fault injection, ...): a second build tree of the same patched source.
+# KFSC_KERNEL_VARIANT=debug adds kernel/debug.fragment (lockdep, KASAN,
+# UBSAN, fault injection, ...) and builds with Clang (LLVM=1: a Rust kernel
+# takes KASAN only from Clang): a second build tree of the same patched
+# source. The build tree's kfsc-make-flags says how to build against it
+# (scripts/module.sh).
 #
 # A change of patches only resets the patched files and re-applies the series:
 # files the patches do not touch keep their mtimes, so the rebuild is
@@ -20,12 +23,16 @@ deb=$(ls "$KFSC_CACHE"/dl/$KFSC_LINUX_PKG/*.deb 2>/dev/null | head -n1)
 version=$(dpkg-deb -f "$deb" Version)
 src=$KFSC_CACHE/linux/src-$version
 frags=("$KFSC_ROOT/kernel/config.fragment")
+toolchain=()
 case ${KFSC_KERNEL_VARIANT:-} in
 "") ;;
-debug) frags+=("$KFSC_ROOT/kernel/debug.fragment") ;;
+debug)
+	frags+=("$KFSC_ROOT/kernel/debug.fragment")
+	toolchain=(LLVM="$KFSC_LLVM")
+	;;
 *) die "unknown KFSC_KERNEL_VARIANT '$KFSC_KERNEL_VARIANT'" ;;
 esac
-key=$( (echo "$version"; cat "${frags[@]}") | sha256sum | cut -c1-16)
+key=$( (echo "$version" "${toolchain[@]}"; cat "${frags[@]}") | sha256sum | cut -c1-16)
 build=$KFSC_CACHE/linux/build-$key
 # The series as sent to the list; its cover letter is not a change.
 mapfile -t patches < <(kfsc_series "$KFSC_ROOT/kernel/patches")
@@ -39,7 +46,7 @@ if ! kfsc_git "$src" rev-parse -q --verify refs/tags/pristine >/dev/null 2>&1; t
 fi
 kfsc_apply_series "$src" kernel "${patches[@]}"
 
-kmake() { make -C "$src" O="$build" -j"$(nproc)" $KFSC_KMAKE_FLAGS "$@"; }
+kmake() { make -C "$src" O="$build" -j"$(nproc)" "${toolchain[@]}" $KFSC_KMAKE_FLAGS "$@"; }
 KFSC_KMAKE_FLAGS=${KFSC_KMAKE_FLAGS:-}
 
 # The fragments' options missing from the build tree's .config.
@@ -61,6 +68,7 @@ if [ "$(cat "$build/.kfsc-fragment" 2>/dev/null)" != "$key" ] || [ -n "$(missing
 	[ -z "$missing" ] || die "config options dropped by olddefconfig:"$'\n'"$missing"
 	echo "$key" >"$build/.kfsc-fragment"
 fi
+echo "${toolchain[@]}" >"$build/kfsc-make-flags"
 
 log "kernel: building in $build"
 kmake bzImage modules >"$build/kfsc-build.log" 2>&1 ||

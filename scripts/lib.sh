@@ -25,6 +25,10 @@ kfsc_kernel_env() {
 	export LIBCLANG_PATH=/usr/lib/llvm-19/lib
 }
 
+# The LLVM toolchain of the debug kernel (Kbuild's LLVM=<prefix>/): the
+# version of libclang that bindgen uses.
+KFSC_LLVM=/usr/lib/llvm-19/bin/
+
 # Debian's rustc-web/cargo-web install as /usr/bin/rustc and /usr/bin/cargo;
 # host tests and bindgen-cli use the same compiler as the kernel.
 KFSC_CARGO=/usr/bin/cargo

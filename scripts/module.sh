@@ -23,7 +23,9 @@ cmp -s "$tmp/abi.rs" "$KFSC_ROOT/rust/abi_generated.rs" ||
 
 out=$(kfsc_module_out)
 mkdir -p "$out"
-make -C "$KDIR" M="$KFSC_ROOT" MO="$out" ${CLIPPY:+CLIPPY=1} modules >"$tmp/build.log" 2>&1 ||
+# The kernel's toolchain (LLVM=... for the debug kernel; scripts/kernel.sh).
+read -ra toolchain <"$KDIR/kfsc-make-flags" || die "$KDIR/kfsc-make-flags: not built by scripts/kernel.sh"
+make -C "$KDIR" M="$KFSC_ROOT" MO="$out" "${toolchain[@]}" ${CLIPPY:+CLIPPY=1} modules >"$tmp/build.log" 2>&1 ||
 	{ cat "$tmp/build.log" >&2; die "module build failed"; }
 grep -E 'warning|error' "$tmp/build.log" >&2 && die "module build has warnings"
 log "module: $out/rust/kvm_force_spec_ctrl.ko"
