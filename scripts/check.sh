@@ -88,8 +88,19 @@ INITRD=$KFSC_ROOT/out/initramfs.cpio.gz
 export INITRD
 step initramfs "$KFSC_ROOT/scripts/initramfs.sh" "$INITRD"
 
+# The debug kernel: the same patched tree with the kernel's checkers
+# (kernel/debug.fragment, built with Clang for KASAN), its own module build
+# and initramfs, built before the boots so that its boots share the lanes.
+step kernel-debug bash -c "KFSC_KERNEL_VARIANT=debug '$KFSC_ROOT/scripts/kernel.sh' >'$logs/kdir-debug'"
+KDIR_DEBUG=$(tail -n 1 "$logs/kdir-debug")
+step module-debug env KDIR="$KDIR_DEBUG" "$KFSC_ROOT/scripts/module.sh"
+INITRD_DEBUG=$KFSC_ROOT/out/initramfs-debug.cpio.gz
+# The real guest runs on the main kernel only: no QEMU in this one.
+step initramfs-debug env KDIR="$KDIR_DEBUG" QEMU= "$KFSC_ROOT/scripts/initramfs.sh" "$INITRD_DEBUG"
+
 # The boots. Bochs runs one emulated machine on one host thread, so two
-# lanes of boots run side by side on the 2 cores; each boot's exit status
+# lanes of boots run side by side on the 2 cores, balanced by their
+# measured times (Documentation/platform.rst); each boot's exit status
 # and time land in out/logs/boot-<suite>.rc, and the results are counted in
 # a fixed order once both lanes are done.
 #   run_boot SUITE MODEL [KERNEL ARGS...] (KFSC_BOCHS_CPUS from the caller)
@@ -97,6 +108,10 @@ run_boot() {
 	local suite=$1 model=$2
 	shift 2
 	record_boot "$suite" "$KFSC_ROOT/scripts/bochs-run.sh" "$suite" "$model" "$logs" "$@"
+}
+# debug_boot SUITE MODEL [KERNEL ARGS...]: a boot of the debug kernel.
+debug_boot() {
+	KDIR=$KDIR_DEBUG INITRD=$INITRD_DEBUG run_boot "$@"
 }
 # record_boot SUITE CMD...: run a boot, its output to boot-SUITE.log, its
 # exit status and time to boot-SUITE.rc.
@@ -123,6 +138,10 @@ boots() {
 }
 
 lane_a() {
+	# The debug kernel: fault injection on the module's paths, then a leak
+	# scan; the longest boot (every allocation of VM creation failed in
+	# turn, under KASAN and kmemleak), so first.
+	KFSC_BOCHS_TIMEOUT=2400 debug_boot bochs-spr-faults sapphire_rapids kmemleak=on
 	# Bochs sapphire_rapids, 5-level host: the RSM side of erratum 2 is
 	# proven by the boot itself, erratum 1 and 3 by the errata test inside.
 	run_boot bochs-spr sapphire_rapids
@@ -134,9 +153,8 @@ lane_a() {
 	record_boot qemu-amd "$KFSC_ROOT/scripts/qemu-run.sh" qemu-amd "$logs"
 	# Bochs ryzen: AMD SVM with IA32_SPEC_CTRL and V_SPEC_CTRL.
 	run_boot bochs-ryzen ryzen
-	# 3 CPUs: configuration changes while vCPUs run (contract item 4).
-	KFSC_BOCHS_CPUS=3 run_boot bochs-spr-smp sapphire_rapids
-	KFSC_BOCHS_CPUS=3 run_boot bochs-ryzen-smp ryzen
+	# The debug kernel: the forcing selftests, vmx-virt.
+	debug_boot bochs-spr-debug sapphire_rapids kmemleak=on
 }
 lane_b() {
 	# A Linux guest under QEMU with forced bits, on both backends (the
@@ -144,30 +162,20 @@ lane_b() {
 	# a file).
 	run_boot bochs-spr-qemu sapphire_rapids
 	run_boot bochs-tgl-qemu tigerlake
+	# 5 CPUs: configuration changes while vCPUs run (contract item 4), from
+	# one host thread and from two at once; erratum 8.
+	KFSC_BOCHS_CPUS=5 run_boot bochs-spr-smp sapphire_rapids
+	KFSC_BOCHS_CPUS=3 run_boot bochs-ryzen-smp ryzen
+	# The debug kernel: the forcing selftests on vmx-intercept, the stress
+	# test and the unload race with 3 CPUs.
+	debug_boot bochs-tgl-debug tigerlake
+	KFSC_BOCHS_CPUS=3 debug_boot bochs-spr-smp-debug sapphire_rapids
 }
 lane_a &
 lane=$!
 lane_b
 wait "$lane"
-boots bochs-spr bochs-spr-4level bochs-tgl bochs-spr-lifecycle qemu-amd bochs-ryzen bochs-spr-smp \
-	bochs-spr-qemu bochs-tgl-qemu bochs-ryzen-smp
-
-# The debug kernel: the same patched tree with the kernel's checkers
-# (kernel/debug.fragment), its own module build and initramfs.
-step kernel-debug bash -c "KFSC_KERNEL_VARIANT=debug '$KFSC_ROOT/scripts/kernel.sh' >'$logs/kdir-debug'"
-KDIR=$(tail -n 1 "$logs/kdir-debug")
-export KDIR
-step module-debug "$KFSC_ROOT/scripts/module.sh"
-INITRD=$KFSC_ROOT/out/initramfs-debug.cpio.gz
-# The real guest runs on the main kernel only: no QEMU in this one.
-step initramfs-debug env QEMU= "$KFSC_ROOT/scripts/initramfs.sh" "$INITRD"
-lane_debug_a() {
-	run_boot bochs-spr-debug sapphire_rapids kmemleak=on
-	run_boot bochs-tgl-debug tigerlake
-}
-lane_debug_a &
-lane=$!
-KFSC_BOCHS_CPUS=3 run_boot bochs-spr-smp-debug sapphire_rapids
-wait "$lane"
-boots bochs-spr-debug bochs-tgl-debug bochs-spr-smp-debug
+boots bochs-spr-faults bochs-spr bochs-spr-4level bochs-tgl bochs-spr-lifecycle qemu-amd bochs-ryzen \
+	bochs-spr-debug bochs-spr-qemu bochs-tgl-qemu bochs-spr-smp bochs-ryzen-smp bochs-tgl-debug \
+	bochs-spr-smp-debug
 finish
