@@ -5,6 +5,8 @@
 #   source tree  $KFSC_CACHE/linux/src-$VERSION      (git: pristine + patches)
 #   build tree   $KFSC_CACHE/linux/build-$KEY         KEY = hash(version, fragments)
 #
+# The main test kernel adds kernel/main.fragment (fault injection).
+#
 # KFSC_KERNEL_VARIANT=debug adds kernel/debug.fragment (lockdep, KASAN,
 # UBSAN, fault injection, ...) and builds with Clang (LLVM=1: a Rust kernel
 # takes KASAN only from Clang): a second build tree of the same patched
@@ -25,7 +27,7 @@ src=$KFSC_CACHE/linux/src-$version
 frags=("$KFSC_ROOT/kernel/config.fragment")
 toolchain=()
 case ${KFSC_KERNEL_VARIANT:-} in
-"") ;;
+"") frags+=("$KFSC_ROOT/kernel/main.fragment") ;;
 debug)
 	frags+=("$KFSC_ROOT/kernel/debug.fragment")
 	toolchain=(LLVM="$KFSC_LLVM")

@@ -4,8 +4,9 @@
  * FAIL_PAGE_ALLOC): VM creation, vCPU creation, KVM_ENABLE_CAP on VM and
  * vCPU fds, and a read of the debug view, each with the n-th allocation of
  * the calling task failed (/proc/thread-self/fail-nth), for n = 1, 2, ...
- * until the operation no longer reaches an n-th allocation; the whole round
- * repeats until at least -n faults were injected.
+ * until the operation no longer reaches an n-th allocation (or, with -c, up
+ * to that n); the whole round repeats until at least -n faults were
+ * injected, and runs at least once.
  *
  * Every injected failure must reach userspace as ENOMEM (or be absorbed:
  * the call succeeds), and no VM may stay bound to the module: after each
@@ -13,8 +14,14 @@
  * The kernel must keep running; the suite then unloads the module and
  * scans for leaks.
  *
- * Usage: force_spec_ctrl_fault_test [-n MIN_FAULTS]
+ * Usage: force_spec_ctrl_fault_test [-n MIN_FAULTS] [-c MAX_N]
+ *
+ * The full sweep creates about 1000 VMs; the main test kernel runs it. The
+ * debug kernel, where KASAN makes an allocation cost about 5 ms of emulated
+ * time, runs one round of the first allocations of each operation (-c).
  */
+#include <limits.h>
+
 #include "force_spec_ctrl.h"
 
 enum op { OP_CREATE_VM, OP_CREATE_VCPU, OP_VM_CAP, OP_VCPU_CAP, OP_DEBUG_VIEW, NR_OPS };
@@ -118,18 +125,22 @@ static int do_op(enum op op, int *vm_fd, int *vcpu_fd)
 int main(int argc, char *argv[])
 {
 	unsigned long min_faults = 1000, attempts = 0, faults = 0, enomem = 0, absorbed = 0;
+	unsigned int max_n = UINT_MAX;
 	unsigned long per_op[NR_OPS] = {};
 	int opt, vm_fd, vcpu_fd;
 	unsigned int n;
 	enum op op;
 
-	while ((opt = getopt(argc, argv, "n:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:c:")) != -1) {
 		switch (opt) {
 		case 'n':
 			min_faults = strtoul(optarg, NULL, 0);
 			break;
+		case 'c':
+			max_n = strtoul(optarg, NULL, 0);
+			break;
 		default:
-			TEST_FAIL("usage: %s [-n min_faults]", argv[0]);
+			TEST_FAIL("usage: %s [-n min_faults] [-c max_n]", argv[0]);
 		}
 	}
 	TEST_REQUIRE(kvm_check_cap(KVM_CAP_FORCE_SPEC_CTRL));
@@ -147,9 +158,9 @@ int main(int argc, char *argv[])
 	kvm_fd = open_kvm_dev_path_or_exit();
 	TEST_ASSERT(module_refs() == 0, "module in use before the test");
 
-	while (faults < min_faults) {
+	do {
 		for (op = 0; op < NR_OPS; op++) {
-			for (n = 1;; n++) {
+			for (n = 1; n <= max_n; n++) {
 				bool injected;
 				int r;
 
@@ -184,9 +195,10 @@ int main(int argc, char *argv[])
 					break;	/* past the last allocation of @op */
 			}
 		}
-	}
+	} while (faults < min_faults);
 	printf("KFSC-FIGURE fault injection: %lu attempts, %lu injected faults (%lu ENOMEM, "
-	       "%lu absorbed); per operation:", attempts, faults, enomem, absorbed);
+	       "%lu absorbed)%s; per operation:", attempts, faults, enomem, absorbed,
+	       max_n == UINT_MAX ? "" : ", the first allocations of each");
 	for (op = 0; op < NR_OPS; op++)
 		printf(" %s %lu%s", op_names[op], per_op[op], op + 1 < NR_OPS ? "," : "\n");
 	return 0;
