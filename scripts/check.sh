@@ -138,23 +138,21 @@ boots() {
 }
 
 lane_a() {
-	# The debug kernel: fault injection on the module's paths, then a leak
-	# scan; the longest boot (every allocation of VM creation failed in
-	# turn, under KASAN and kmemleak), so first.
-	KFSC_BOCHS_TIMEOUT=2400 debug_boot bochs-spr-faults sapphire_rapids kmemleak=on
 	# Bochs sapphire_rapids, 5-level host: the RSM side of erratum 2 is
 	# proven by the boot itself, erratum 1 and 3 by the errata test inside.
 	run_boot bochs-spr sapphire_rapids
 	run_boot bochs-spr-4level sapphire_rapids no5lvl
 	# Bochs tigerlake: VMX without the control, the intercept backend.
 	run_boot bochs-tgl tigerlake
-	# kmemleak=on: module life cycles with VMs, then a leak scan.
+	# kmemleak=on: module life cycles with VMs, the unload race, fault
+	# injection on the module's paths, then a leak scan.
 	run_boot bochs-spr-lifecycle sapphire_rapids kmemleak=on
 	record_boot qemu-amd "$KFSC_ROOT/scripts/qemu-run.sh" qemu-amd "$logs"
-	# Bochs ryzen: AMD SVM with IA32_SPEC_CTRL and V_SPEC_CTRL.
-	run_boot bochs-ryzen ryzen
-	# The debug kernel: the forcing selftests, vmx-virt.
+	# The debug kernel: the forcing selftests on vmx-virt, a short fault
+	# injection, a leak scan; the stress test and the unload race with 3
+	# CPUs.
 	debug_boot bochs-spr-debug sapphire_rapids kmemleak=on
+	KFSC_BOCHS_CPUS=3 debug_boot bochs-spr-smp-debug sapphire_rapids
 }
 lane_b() {
 	# A Linux guest under QEMU with forced bits, on both backends (the
@@ -162,20 +160,20 @@ lane_b() {
 	# a file).
 	run_boot bochs-spr-qemu sapphire_rapids
 	run_boot bochs-tgl-qemu tigerlake
+	# Bochs ryzen: AMD SVM with IA32_SPEC_CTRL and V_SPEC_CTRL.
+	run_boot bochs-ryzen ryzen
 	# 5 CPUs: configuration changes while vCPUs run (contract item 4), from
 	# one host thread and from two at once; erratum 8.
 	KFSC_BOCHS_CPUS=5 run_boot bochs-spr-smp sapphire_rapids
 	KFSC_BOCHS_CPUS=3 run_boot bochs-ryzen-smp ryzen
-	# The debug kernel: the forcing selftests on vmx-intercept, the stress
-	# test and the unload race with 3 CPUs.
+	# The debug kernel: the forcing selftests on vmx-intercept.
 	debug_boot bochs-tgl-debug tigerlake
-	KFSC_BOCHS_CPUS=3 debug_boot bochs-spr-smp-debug sapphire_rapids
 }
 lane_a &
 lane=$!
 lane_b
 wait "$lane"
-boots bochs-spr-faults bochs-spr bochs-spr-4level bochs-tgl bochs-spr-lifecycle qemu-amd bochs-ryzen \
-	bochs-spr-debug bochs-spr-qemu bochs-tgl-qemu bochs-spr-smp bochs-ryzen-smp bochs-tgl-debug \
-	bochs-spr-smp-debug
+boots bochs-spr bochs-spr-4level bochs-tgl bochs-spr-lifecycle qemu-amd bochs-spr-debug \
+	bochs-spr-smp-debug bochs-spr-qemu bochs-tgl-qemu bochs-ryzen bochs-spr-smp bochs-ryzen-smp \
+	bochs-tgl-debug
 finish
