@@ -304,6 +304,17 @@ static void concurrent_updates(struct kvm_vm *vm, struct kvm_vcpu **vcpus, int n
 		check_next_entry(vcpus[i], base + total + 1, SPEC_CTRL_SSBD, SPEC_CTRL_SSBD);
 }
 
+/* Tell the guests to finish their loops, and wait for the vCPU threads. */
+static void stop_vcpus(struct kvm_vm *vm, pthread_t *threads, int nr_vcpus)
+{
+	int i;
+
+	stop = true;
+	sync_global_to_guest(vm, stop);
+	for (i = 0; i < nr_vcpus; i++)
+		pthread_join(threads[i], NULL);
+}
+
 int main(int argc, char *argv[])
 {
 	static const struct config configs[] = {
@@ -313,7 +324,7 @@ int main(int argc, char *argv[])
 		{ 0, 0 },
 		{ SPEC_CTRL_IBRS | SPEC_CTRL_STIBP | SPEC_CTRL_SSBD, SPEC_CTRL_STIBP },
 	};
-	int nr_vcpus = 2, updates = 1000, updaters = 1, measured, opt, i, j;
+	int nr_vcpus = 2, updates = 1000, updaters = 1, measured, opt, i;
 	bool verbose = false;
 	struct kvm_vcpu *vcpus[MAX_VCPUS];
 	pthread_t threads[MAX_VCPUS];
@@ -365,10 +376,7 @@ int main(int argc, char *argv[])
 
 	if (updaters > 1) {
 		concurrent_updates(vm, vcpus, nr_vcpus, updaters, updates);
-		stop = true;
-		sync_global_to_guest(vm, stop);
-		for (j = 0; j < nr_vcpus; j++)
-			pthread_join(threads[j], NULL);
+		stop_vcpus(vm, threads, nr_vcpus);
 		printf("KFSC-FIGURE %d threads updated the VM-wide configuration %d times each "
 		       "at once, %d vCPUs spinning on WRMSR/RDMSR, every vCPU's next entry "
 		       "checked after each update\n", updaters, updates, nr_vcpus);
@@ -405,10 +413,7 @@ int main(int argc, char *argv[])
 			fprintf(stderr, "update %llu checked\n", gen - measured);
 	}
 
-	stop = true;
-	sync_global_to_guest(vm, stop);
-	for (j = 0; j < nr_vcpus; j++)
-		pthread_join(threads[j], NULL);
+	stop_vcpus(vm, threads, nr_vcpus);
 
 	printf("KFSC-FIGURE %d updates of the VM-wide configuration, %d vCPUs spinning on "
 	       "WRMSR/RDMSR: %.2f IPIs and %.2f VM exits per update; %d more, each vCPU's "
