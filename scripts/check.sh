@@ -153,6 +153,8 @@ lane_a() {
 	# CPUs.
 	debug_boot bochs-spr-debug sapphire_rapids kmemleak=on
 	KFSC_BOCHS_CPUS=3 debug_boot bochs-spr-smp-debug sapphire_rapids
+	# The debug kernel: the forcing selftests on vmx-intercept.
+	debug_boot bochs-tgl-debug tigerlake
 }
 lane_b() {
 	# A Linux guest under QEMU with forced bits, on both backends (the
@@ -166,14 +168,12 @@ lane_b() {
 	# one host thread and from two at once; erratum 8.
 	KFSC_BOCHS_CPUS=5 run_boot bochs-spr-smp sapphire_rapids
 	KFSC_BOCHS_CPUS=3 run_boot bochs-ryzen-smp ryzen
-	# The debug kernel: the forcing selftests on vmx-intercept.
-	debug_boot bochs-tgl-debug tigerlake
 }
 lane_a &
 lane=$!
 lane_b
 wait "$lane"
 boots bochs-spr bochs-spr-4level bochs-tgl bochs-spr-lifecycle qemu-amd bochs-spr-debug \
-	bochs-spr-smp-debug bochs-spr-qemu bochs-tgl-qemu bochs-ryzen bochs-spr-smp bochs-ryzen-smp \
-	bochs-tgl-debug
+	bochs-spr-smp-debug bochs-tgl-debug bochs-spr-qemu bochs-tgl-qemu bochs-ryzen bochs-spr-smp \
+	bochs-ryzen-smp
 finish
