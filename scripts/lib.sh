@@ -16,18 +16,19 @@ KFSC_BOCHS_VER=3.0+dfsg
 KFSC_QEMU_VER=1:10.0.13+ds-0+deb13u1
 KFSC_BINDGEN_VER=0.71.1
 
+# Debian's LLVM 19: bindgen's libclang, and the debug kernel's toolchain
+# (Kbuild's LLVM=<dir>/, scripts/kernel.sh).
+KFSC_LLVM_DIR=/usr/lib/llvm-19
+KFSC_LLVM=$KFSC_LLVM_DIR/bin/
+
 # The toolchain of PLATFORM.md. rustup's ~/.cargo/bin must not be on PATH for
 # kernel builds: its rustc has no rust-src and would be picked as RUSTC.
 kfsc_kernel_env() {
 	PATH=$(printf '%s' "$PATH" | tr ':' '\n' | grep -v '/\.cargo/bin' | paste -sd:)
 	PATH="$KFSC_CACHE/cargo/bin:$PATH"
 	export PATH
-	export LIBCLANG_PATH=/usr/lib/llvm-19/lib
+	export LIBCLANG_PATH=$KFSC_LLVM_DIR/lib
 }
-
-# The LLVM toolchain of the debug kernel (Kbuild's LLVM=<prefix>/): the
-# version of libclang that bindgen uses.
-KFSC_LLVM=/usr/lib/llvm-19/bin/
 
 # Debian's rustc-web/cargo-web install as /usr/bin/rustc and /usr/bin/cargo;
 # host tests and bindgen-cli use the same compiler as the kernel.
