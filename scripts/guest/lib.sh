@@ -79,6 +79,26 @@ gate() {
 insmod_fsc() { t "insmod kvm_force_spec_ctrl" 60 insmod "$M"/kvm_force_spec_ctrl.ko; }
 rmmod_fsc() { t "rmmod kvm_force_spec_ctrl" 60 rmmod kvm_force_spec_ctrl; }
 
+# kmemleak_on: check that the boot has kmemleak (kmemleak=on), and leave
+# scanning to kmemleak.sh: the automatic scan, 60 s after boot, would scan
+# all memory in the middle of a test.
+kmemleak_on() {
+	t "kmemleak is on" 10 test -e /sys/kernel/debug/kmemleak
+	echo scan=off >/sys/kernel/debug/kmemleak
+}
+
+# fault_injection NAME ARGS...: force_spec_ctrl_fault_test as test NAME,
+# between the markers inside which parse-results.sh accepts the injected
+# failures' allocation-failure reports with their stack dumps, and only
+# those.
+fault_injection() {
+	name=$1
+	shift
+	echo "KFSC-FAULTS-BEGIN" >/dev/kmsg
+	t "$name" 1800 "$T"/force_spec_ctrl_fault_test "$@"
+	echo "KFSC-FAULTS-END" >/dev/kmsg
+}
+
 # The seed the harness chose for this boot (kfsc.seed=, hex).
 SEED=0x$(sed -n 's/.*kfsc\.seed=\([0-9a-f]*\).*/\1/p' /proc/cmdline)
 
