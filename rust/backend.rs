@@ -19,9 +19,11 @@
 //!   them to the module (`Provider::get_msr`/`set_msr`), which keeps the
 //!   guest view in software and sets the hardware value after each write.
 //! - `svm-vspec` (AMD V_SPEC_CTRL): the CPU runs the guest with the OR of a
-//!   host copy and a guest copy of the MSR. The host copy holds the forced
-//!   value while the guest runs (KVM loads it after CLGI and restores the
-//!   host's own after #VMEXIT). Without a bit forced off, the guest copy is
+//!   host copy and a guest copy of the MSR. While the guest runs, the host
+//!   copy is the host's own value with the masked bits replaced by the
+//!   forced value (KVM computes it before each VMRUN, loads it after CLGI
+//!   and restores the host's own after #VMEXIT), so the host's own STIBP
+//!   and SSBD stay in force outside the mask, as on stock KVM. Without a bit forced off, the guest copy is
 //!   the guest view, passed through: guest accesses do not exit, and
 //!   `view | value` is `effective(view)` because every masked bit is forced
 //!   on. With a bit forced off, guest accesses exit as in `svm-intercept`
@@ -61,9 +63,15 @@ pub trait VcpuHw {
     fn set_intercept(&self, intercept: bool);
     /// The last [`VcpuHw::set_intercept`] since the vCPU was owned.
     fn intercepted(&self) -> bool;
-    /// V_SPEC_CTRL's host copy while the guest runs: `value`, or the host's
-    /// own (`svm-vspec` only).
-    fn set_host_copy(&self, enable: bool, value: u64);
+    /// V_SPEC_CTRL's host copy while the guest runs: the host's own value
+    /// with the bits of `mask` taken from `value`, or the host's own
+    /// (`svm-vspec` only). The host's own bits outside the mask stay in
+    /// force, as on stock KVM (contract item 8).
+    fn set_host_copy(&self, enable: bool, mask: u64, value: u64);
+    /// The host copy the next VM entry loads (`svm-vspec` only).
+    fn host_copy(&self) -> u64;
+    /// Whether the CPU has V_SPEC_CTRL (a host copy ORed in).
+    fn cpu_has_host_copy(&self) -> bool;
     /// VMX "virtualize IA32_SPEC_CTRL" on or off in the current VMCS
     /// (`vmx-virt` only).
     fn set_virt(&self, enable: bool);
@@ -149,8 +157,8 @@ pub fn enter(hw: &impl VcpuHw, backend: Backend, config: Config) {
             hw.write_virt(config.mask(), guest);
             hw.set_hw(config.effective(guest));
         } else {
-            if backend.uses_host_copy() {
-                hw.set_host_copy(true, config.value());
+            if backend.sets_host_copy(hw.cpu_has_host_copy()) {
+                hw.set_host_copy(true, config.mask(), config.value());
             }
             // Where the view lives follows the interception just chosen.
             store_view(hw, backend, config, guest);
@@ -166,8 +174,8 @@ pub fn enter(hw: &impl VcpuHw, backend: Backend, config: Config) {
         }
         if hw.owned() {
             hw.set_hw(guest);
-            if backend.uses_host_copy() {
-                hw.set_host_copy(false, 0);
+            if backend.sets_host_copy(hw.cpu_has_host_copy()) {
+                hw.set_host_copy(false, 0, 0);
             }
             hw.own(false);
         }
@@ -175,11 +183,12 @@ pub fn enter(hw: &impl VcpuHw, backend: Backend, config: Config) {
     hw.set_vmcs_programmed(true);
 }
 
-/// The value in force while the guest runs under `config`, as far as the
-/// module controls it: what KVM loads, with V_SPEC_CTRL's host copy ORed in.
-pub fn in_force(hw: &impl VcpuHw, backend: Backend, config: Config) -> u64 {
-    if backend.uses_host_copy() && hw.owned() {
-        hw.hw() | config.value()
+/// The value in force while the guest runs: what KVM loads, with
+/// V_SPEC_CTRL's host copy ORed in (the host's own bits outside the mask,
+/// the forced ones inside).
+pub fn in_force(hw: &impl VcpuHw, backend: Backend) -> u64 {
+    if backend.sets_host_copy(hw.cpu_has_host_copy()) && hw.owned() {
+        hw.hw() | hw.host_copy()
     } else {
         hw.hw()
     }

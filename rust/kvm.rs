@@ -98,6 +98,14 @@ impl Vm {
         // SAFETY: `self.0` is a valid bound VM by the type invariant.
         unsafe { bindings::kvm_spec_ctrl_kick_vm(self.0.get()) }
     }
+
+    /// Whether the VM's vCPUs have protected state (SEV-ES, SEV-SNP): their
+    /// IA32_SPEC_CTRL is out of KVM's reach. Stable while KVM holds the VM's
+    /// lock, which it does around [`Provider::vm_enable_cap`].
+    pub fn protected_state(&self) -> bool {
+        // SAFETY: `self.0` is a valid bound VM by the type invariant.
+        unsafe { bindings::kvm_spec_ctrl_protected_state(self.0.get()) }
+    }
 }
 
 /// A vCPU of a VM bound to the provider.
@@ -126,6 +134,23 @@ impl Vcpu {
         // SAFETY: `self.0` is a valid vCPU by the type invariant; the helper
         // reads one u64 of it and allows the race with the vCPU's thread.
         unsafe { bindings::kvm_spec_ctrl_peek_hw(self.0.get()) }
+    }
+
+    /// A snapshot of the V_SPEC_CTRL host copy the vCPU's next VMRUN loads,
+    /// as seen from this CPU: for debug views only. Only if
+    /// [`has_host_copy`].
+    pub fn peek_host_copy(&self) -> u64 {
+        // SAFETY: `self.0` is a valid vCPU by the type invariant; the helper
+        // reads the vCPU's provider settings and this CPU's host value.
+        unsafe { bindings::kvm_spec_ctrl_peek_host_copy(self.0.get()) }
+    }
+
+    /// Whether the vCPU's VM has protected state (see
+    /// [`Vm::protected_state`]).
+    pub fn vm_protected_state(&self) -> bool {
+        // SAFETY: `self.0` is a valid vCPU by the type invariant, and its
+        // `kvm` pointer a valid VM for at least as long as the vCPU.
+        unsafe { bindings::kvm_spec_ctrl_protected_state((*self.0.get()).kvm) }
     }
 
     /// Have [`Provider::vcpu_enter`] called before the vCPU's next VM entry
@@ -223,12 +248,19 @@ impl<'a> LoadedVcpu<'a> {
         unsafe { bindings::kvm_spec_ctrl_read_shadow(self.raw()) }
     }
 
-    /// Load `value` into V_SPEC_CTRL's host copy while the guest runs (the
-    /// guest runs with it ORed into its own copy), or, without `enable`,
-    /// the host's own value as KVM does. Only if [`has_host_copy`].
-    pub fn set_host_copy(&self, enable: bool, value: u64) {
+    /// While the guest runs, V_SPEC_CTRL's host copy (the guest runs with it
+    /// ORed into its own copy) is the host's own value with the bits of
+    /// `mask` taken from `value`, or, without `enable`, the host's own value
+    /// as KVM does. Only if [`has_host_copy`].
+    pub fn set_host_copy(&self, enable: bool, mask: u64, value: u64) {
         // SAFETY: The vCPU is loaded by this task by the type invariant.
-        unsafe { bindings::kvm_spec_ctrl_set_host_copy(self.raw(), enable, value) }
+        unsafe { bindings::kvm_spec_ctrl_set_host_copy(self.raw(), enable, mask, value) }
+    }
+
+    /// The host copy the vCPU's next VMRUN loads; exact on the VM-entry
+    /// path (IRQs off, on the vCPU's CPU). Only if [`has_host_copy`].
+    pub fn host_copy(&self) -> u64 {
+        self.vcpu.peek_host_copy()
     }
 
     /// Whether the vCPU runs a nested guest (L2): vmcs02 is current.

@@ -220,6 +220,10 @@ impl EntryRecord {
 #[pin_data]
 struct VcpuState {
     vm: Arc<VmState>,
+    /// The VM has protected state (SEV-ES): the module never owns the
+    /// vCPU's IA32_SPEC_CTRL, whatever is configured. Fixed at creation:
+    /// KVM refuses SEV-ES initialisation once vCPUs exist.
+    protected: bool,
     /// The vCPU's own configuration (contract item 5), if any.
     own_config: Latch<Atomic<u64>, 3>,
     /// The VM and own generations the vCPU applied.
@@ -273,8 +277,14 @@ impl VcpuHw for Hw<'_> {
     fn intercepted(&self) -> bool {
         self.state.intercepted.load(Relaxed)
     }
-    fn set_host_copy(&self, enable: bool, value: u64) {
-        self.vcpu.set_host_copy(enable, value)
+    fn set_host_copy(&self, enable: bool, mask: u64, value: u64) {
+        self.vcpu.set_host_copy(enable, mask, value)
+    }
+    fn host_copy(&self) -> u64 {
+        self.vcpu.host_copy()
+    }
+    fn cpu_has_host_copy(&self) -> bool {
+        kvm::has_host_copy()
     }
     fn set_virt(&self, enable: bool) {
         self.vcpu.set_virt(enable)
@@ -316,7 +326,7 @@ impl VcpuState {
     /// Publish what this entry enforces, then count the entry.
     fn record(&self, hw: &Hw<'_>, backend: Backend) {
         let guest = backend::guest_view(hw, backend);
-        let effective = backend::in_force(hw, backend, self.applied());
+        let effective = backend::in_force(hw, backend);
         let r = EntryRecord {
             vm_generation: self.seen_vm.load(Relaxed),
             own_generation: self.seen_own.load(Relaxed),
@@ -350,7 +360,14 @@ impl ForceSpecCtrl {
     fn apply(hw: &Hw<'_>, state: &VcpuState) {
         let (vm_generation, vm_config) = state.vm.config.read();
         let (own_generation, own) = state.own_config.read();
-        let config = own_from(own).unwrap_or(config_from(vm_config));
+        let config = if state.protected {
+            // Refused at every request; this only covers a configuration
+            // published before the VM became protected, which KVM's lock
+            // around the VM-fd request rules out.
+            Config::OFF
+        } else {
+            own_from(own).unwrap_or(config_from(vm_config))
+        };
         backend::enter(hw, state.vm.backend, config);
         state.applied_mask.store(config.mask(), Relaxed);
         state.applied_value.store(config.value(), Relaxed);
@@ -392,6 +409,10 @@ impl kvm::Provider for ForceSpecCtrl {
     }
 
     fn vm_enable_cap(vm: &kvm::Vm, state: ArcBorrow<'_, VmState>, args: &[u64; 4]) -> Result {
+        // KVM holds the VM's lock: SEV-ES initialisation cannot come between.
+        if vm.protected_state() {
+            return Err(EOPNOTSUPP);
+        }
         let config = match policy::parse_enable_cap(args, Scope::Vm, state.supported) {
             Ok(Request::Set(config)) => config,
             Ok(Request::Clear) | Err(_) => return Err(EINVAL),
@@ -406,10 +427,17 @@ impl kvm::Provider for ForceSpecCtrl {
         Ok(())
     }
 
-    fn vcpu_create(_vcpu: &kvm::Vcpu, vm: ArcBorrow<'_, VmState>) -> Result<Pin<KBox<VcpuState>>> {
+    fn vcpu_create(vcpu: &kvm::Vcpu, vm: ArcBorrow<'_, VmState>) -> Result<Pin<KBox<VcpuState>>> {
+        let protected = vcpu.vm_protected_state();
+        // A VM-wide configuration set before KVM_SEV_ES_INIT cannot be
+        // enforced on this vCPU: refuse it rather than run it unforced.
+        if protected && config_from(vm.config.read().1).is_active() {
+            return Err(EOPNOTSUPP);
+        }
         KBox::pin_init(
             pin_init!(VcpuState {
                 vm: vm.into(),
+                protected,
                 own_config: Latch::new(own_words(None)),
                 seen_vm: Atomic::new(0),
                 seen_own: Atomic::new(0),
@@ -431,6 +459,9 @@ impl kvm::Provider for ForceSpecCtrl {
         state: Pin<&VcpuState>,
         args: &[u64; 4],
     ) -> Result {
+        if state.protected {
+            return Err(EOPNOTSUPP);
+        }
         let own = match policy::parse_enable_cap(args, Scope::Vcpu, state.vm.supported) {
             Ok(Request::Set(config)) => Some(config),
             Ok(Request::Clear) => None,
@@ -529,6 +560,9 @@ impl kvm::Provider for ForceSpecCtrl {
             (r.guest, r.effective)
         };
         seq_print!(m, "backend: {}\n", state.vm.backend.name());
+        // 1: SEV-ES or SEV-SNP, whose IA32_SPEC_CTRL is in the encrypted
+        // VMSA: nothing is forced, every request is refused.
+        seq_print!(m, "protected_state: {}\n", u8::from(state.protected));
         seq_print!(m, "supported: {:#x}\n", state.vm.supported);
         seq_print!(m, "vm_mask: {:#x}\n", vm_config.mask());
         seq_print!(m, "vm_value: {:#x}\n", vm_config.value());
@@ -550,10 +584,12 @@ impl kvm::Provider for ForceSpecCtrl {
         // earlier one (the vCPU did not enter the guest meanwhile).
         seq_print!(m, "fresh: {}\n", u8::from(fresh));
         // What the vCPU runs with at its next entry (KVM's value, saved at
-        // its last exit, with V_SPEC_CTRL's host copy ORed in): live, unlike
-        // the record.
-        let host_copy = if state.vm.backend.uses_host_copy() && state.owned.load(Relaxed) {
-            state.applied_value.load(Relaxed)
+        // its last exit, with V_SPEC_CTRL's host copy ORed in, the host's own
+        // value as this CPU has it now): live, unlike the record.
+        let host_copy = if state.vm.backend.sets_host_copy(kvm::has_host_copy())
+            && state.owned.load(Relaxed)
+        {
+            vcpu.peek_host_copy()
         } else {
             0
         };

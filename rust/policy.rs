@@ -149,7 +149,11 @@ pub enum Invalid {
     ClearWithConfig,
     /// `value & !mask != 0`.
     ValueOutsideMask,
-    /// `value` forces on a bit the host cannot set.
+    /// `mask` holds a bit the host's IA32_SPEC_CTRL does not accept. Such a
+    /// bit cannot be forced on, and not off either: with "virtualize
+    /// IA32_SPEC_CTRL" a guest write of it inside the mask would not fault
+    /// (SDM vol. 3C 28.3), land in the shadow and make a guest view that
+    /// `KVM_SET_MSRS` refuses on restore.
     Unsupported,
 }
 
@@ -173,7 +177,8 @@ pub fn parse_enable_cap(args: &[u64; 4], scope: Scope, supported: u64) -> Result
         };
     }
     let config = Config::new(mask, value).ok_or(Invalid::ValueOutsideMask)?;
-    if value & !supported != 0 {
+    // `value` is inside `mask`: this also refuses forcing such a bit on.
+    if mask & !supported != 0 {
         return Err(Invalid::Unsupported);
     }
     Ok(Request::Set(config))
@@ -268,8 +273,22 @@ impl Backend {
         }
     }
 
-    /// Whether the backend loads forced bits into V_SPEC_CTRL's host copy.
+    /// Whether the backend loads forced bits into V_SPEC_CTRL's host copy
+    /// and passes guest accesses through where it can.
     pub const fn uses_host_copy(self) -> bool {
         matches!(self, Backend::SvmVspec)
+    }
+
+    /// Whether the module must set V_SPEC_CTRL's host copy, given whether
+    /// the CPU has V_SPEC_CTRL: the CPU ORs the host copy into whatever the
+    /// guest runs with, so `svm-intercept` on such a CPU (module parameter
+    /// `intercept`) must also replace the masked bits there, or a bit the
+    /// host itself sets could not be forced off.
+    pub const fn sets_host_copy(self, cpu_has_host_copy: bool) -> bool {
+        match self {
+            Backend::SvmVspec => true,
+            Backend::SvmIntercept => cpu_has_host_copy,
+            _ => false,
+        }
     }
 }

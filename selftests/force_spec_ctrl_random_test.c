@@ -121,7 +121,7 @@ static int predict(bool vcpu_scope, __u64 mask, __u64 value, __u64 flags, __u64 
 		return -EINVAL;
 	if (flags & KVM_FORCE_SPEC_CTRL_CLEAR)
 		return vcpu_scope && !(mask | value) ? 0 : -EINVAL;
-	if ((value & ~mask) || (value & ~supported))
+	if ((value & ~mask) || (mask & ~supported))
 		return -EINVAL;
 	return 0;
 }

@@ -45,9 +45,15 @@ struct Sim {
     applied: Cell<Config>,
     /// The module's last interception choice while owned.
     intercepted: Cell<bool>,
-    /// V_SPEC_CTRL's host copy while the guest runs, if the module set one
-    /// (else the host's own, 0 here).
-    host_copy: Cell<Option<u64>>,
+    /// V_SPEC_CTRL's host copy while the guest runs, if the module set one:
+    /// `(mask, value)` replacing the masked bits of the host's own value.
+    host_copy: Cell<Option<(u64, u64)>>,
+    /// The host's own IA32_SPEC_CTRL (x86_spec_ctrl_current: STIBP, SSBD
+    /// the host chose), which V_SPEC_CTRL ORs into the guest's.
+    host_own: Cell<u64>,
+    /// The CPU has V_SPEC_CTRL (`svm-vspec`, or `svm-intercept` chosen by
+    /// the module parameter on such a CPU).
+    vspec_cpu: Cell<bool>,
 }
 
 impl Sim {
@@ -80,7 +86,7 @@ impl VcpuHw for Sim {
         if !own {
             // KVM's rule: with V_SPEC_CTRL pass through (the guest has the
             // MSR here), else intercept until the guest's value is non-zero.
-            let v_spec_ctrl = self.backend() == Backend::SvmVspec;
+            let v_spec_ctrl = self.vspec_cpu.get();
             self.kvm_set_intercept01(!v_spec_ctrl && self.hw.get() == 0);
         }
     }
@@ -105,13 +111,19 @@ impl VcpuHw for Sim {
     fn intercepted(&self) -> bool {
         self.intercepted.get()
     }
-    fn set_host_copy(&self, enable: bool, value: u64) {
-        assert_eq!(
-            self.backend(),
-            Backend::SvmVspec,
-            "the CPU has no host copy"
-        );
-        self.host_copy.set(enable.then_some(value));
+    fn set_host_copy(&self, enable: bool, mask: u64, value: u64) {
+        assert!(self.vspec_cpu.get(), "the CPU has no host copy");
+        self.host_copy.set(enable.then_some((mask, value)));
+    }
+    fn cpu_has_host_copy(&self) -> bool {
+        self.vspec_cpu.get()
+    }
+    fn host_copy(&self) -> u64 {
+        // KVM's svm_spec_ctrl_host_copy(), from the host's value now.
+        match self.host_copy.get() {
+            Some((mask, value)) => (self.host_own.get() & !mask) | value,
+            None => self.host_own.get(),
+        }
     }
     fn set_virt(&self, enable: bool) {
         assert_eq!(
@@ -145,9 +157,15 @@ impl VcpuHw for Sim {
 }
 
 impl Sim {
-    fn new(backend: Backend) -> Self {
+    fn new(backend: Backend, host_own: u64, vspec_cpu: bool) -> Self {
         let s = Sim::default();
         s.backend.set(Some(backend));
+        s.host_own.set(host_own);
+        s.vspec_cpu.set(match backend {
+            Backend::SvmVspec => true,
+            Backend::SvmIntercept => vspec_cpu,
+            _ => false,
+        });
         s.kvm_set_intercept01(true);
         s
     }
@@ -195,9 +213,14 @@ impl Sim {
         self.guest_mode.set(to_l2);
     }
 
-    /// What the CPU runs the guest with.
+    /// What the CPU runs the guest with: with V_SPEC_CTRL, the guest copy
+    /// ORed with the host copy; without, the guest's value alone.
     fn in_force(&self) -> u64 {
-        self.hw.get() | self.host_copy.get().unwrap_or(0)
+        if self.vspec_cpu.get() {
+            self.hw.get() | self.host_copy()
+        } else {
+            self.hw.get()
+        }
     }
 
     /// The guest (L1 or L2) runs one WRMSR (or RDMSR): VM entry, the access,
@@ -270,11 +293,17 @@ fn check_next_entry(
 ) -> Result<(), TestCaseError> {
     let next = sim.clone();
     next.entry(config, changed);
-    prop_assert_eq!(next.in_force(), config.effective(guest));
-    prop_assert_eq!(
-        backend::in_force(&next, next.backend(), config),
-        next.in_force()
-    );
+    // Contract item 8; on V_SPEC_CTRL hosts the host's own bits outside the
+    // mask stay ORed in, as on stock KVM.
+    let host = if next.vspec_cpu.get() {
+        next.host_own.get() & !config.mask()
+    } else {
+        0
+    };
+    prop_assert_eq!(next.in_force(), config.effective(guest) | host);
+    if next.owned.get() {
+        prop_assert_eq!(backend::in_force(&next, next.backend()), next.in_force());
+    }
     prop_assert_eq!(next.owned.get(), config.is_active());
     let vmcs = next.cur().get();
     if !next.owned.get() {
@@ -308,8 +337,14 @@ proptest! {
             Just(Backend::SvmIntercept),
             Just(Backend::SvmVspec),
         ],
+        // The host's own STIBP and SSBD (spectre_v2_user=on,
+        // spec_store_bypass_disable=on), which can change between entries.
+        host_own in 0u64..8,
+        host_later in 0u64..8,
+        vspec_cpu: bool,
     ) {
-        let sim = Sim::new(backend);
+        let host_own = host_own & 0b110;
+        let sim = Sim::new(backend, host_own, vspec_cpu);
         let mut config = Config::OFF;
         // A configuration published since the vCPU's last entry.
         let mut changed = true;
@@ -357,6 +392,9 @@ proptest! {
                     }
                 }
             }
+            check_next_entry(&sim, config, changed, guest)?;
+            // Another host task with its own SSBD/STIBP runs between entries.
+            sim.host_own.set(sim.host_own.get() ^ (host_later & 0b110));
             check_next_entry(&sim, config, changed, guest)?;
         }
     }

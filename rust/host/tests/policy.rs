@@ -65,13 +65,19 @@ fn enable_cap_table() {
             "force off an unsupported bit",
             args(bits::STIBP, 0, 0, 0),
             Scope::Vm,
-            set(bits::STIBP, 0),
+            Err(Invalid::Unsupported),
         ),
         (
             "force off an unknown bit",
             args(1 << 63, 0, 0, 0),
             Scope::Vm,
-            set(1 << 63, 0),
+            Err(Invalid::Unsupported),
+        ),
+        (
+            "force off every supported bit",
+            args(sup, 0, 0, 0),
+            Scope::Vcpu,
+            set(sup, 0),
         ),
         (
             "value outside mask",
@@ -149,7 +155,7 @@ proptest! {
                 prop_assert_eq!(a[3], 0);
                 prop_assert_eq!(flags, 0);
                 prop_assert_eq!(value & !mask, 0);
-                prop_assert_eq!(value & !sup, 0);
+                prop_assert_eq!(mask & !sup, 0);
                 prop_assert_eq!((c.mask(), c.value()), (mask, value));
             }
             Ok(Request::Clear) => {
