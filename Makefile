@@ -12,7 +12,7 @@
 SHELL := /bin/bash
 S := scripts
 
-.PHONY: all check demo bench soak errata-proof deps kernel module selftests bochs host-test vmm lint clean
+.PHONY: all check demo boot bench soak errata-proof deps kernel module selftests bochs host-test vmm lint clean
 
 all: module
 
@@ -21,6 +21,10 @@ check:
 
 demo:
 	$(S)/demo.sh
+
+# One boot of make check alone: make boot SUITE=bochs-ryzen [MODEL=...].
+boot:
+	SUITE=$(SUITE) MODEL=$(MODEL) $(S)/boot.sh
 
 # The errata checks fail on Bochs without the fixes (one Bochs per fix).
 errata-proof:

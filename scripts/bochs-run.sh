@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Boot the test kernel in Bochs and run one guest suite.
 #   KDIR=... INITRD=... bochs-run.sh <suite> <cpu model> <log dir> [kernel args...]
-# Writes <log dir>/<suite>.serial (the guest console) and .bochs (Bochs' own
-# log); exits non-zero on a boot that does not finish, like parse-results.
+# Writes <log dir>/<suite>.serial (the guest console), .ktap (the suite's
+# results, from the second serial port: scripts/guest/lib.sh) and .bochs
+# (Bochs' own log); exits non-zero when the emulator timed out or the guest
+# never reached the end of its suite (parse-results.sh judges the rest).
 source "$(dirname "$0")/lib.sh"
 suite=$1 model=$2 logdir=$3
 shift 3
@@ -17,7 +19,8 @@ vgabios=$KFSC_CACHE/dl/vgabios/root/usr/share/vgabios/vgabios.bin
 mkdir -p "$logdir"
 name=$suite${KFSC_RUN_TAG:+-$KFSC_RUN_TAG}
 serial=$logdir/$name.serial
-rm -f "$serial"
+ktap=$logdir/$name.ktap
+rm -f "$serial" "$ktap"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/iso/isolinux"
@@ -27,7 +30,12 @@ cp "$INITRD" "$work/iso/initrd.gz"
 # clearcpuid=amx_tile: the model offers AMX without XFD (PLATFORM.md).
 # kfsc.seed: for the randomized tests, new each boot (Bochs is deterministic,
 # the guest's own randomness would repeat); KFSC_SEED replays a run.
+# KFSC_SEED may be given as the tests print it (0x...): the guest takes hex
+# digits only.
 seed=${KFSC_SEED:-$(od -An -N6 -tx8 /dev/urandom | tr -d ' ')}
+seed=${seed#0[xX]}
+[[ $seed =~ ^[0-9a-fA-F]+$ ]] || die "KFSC_SEED '$KFSC_SEED' is not a hex number"
+seed=${seed,,}
 cat >"$work/iso/isolinux/isolinux.cfg" <<EOT
 DEFAULT linux
 PROMPT 0
@@ -35,7 +43,7 @@ TIMEOUT 0
 LABEL linux
   KERNEL /bzImage
   INITRD /initrd.gz
-  APPEND console=ttyS0,115200 loglevel=5 clearcpuid=amx_tile panic=-1 kfsc.suite=$suite kfsc.seed=$seed $*
+  APPEND console=ttyS0,115200 loglevel=5 clearcpuid=amx_tile panic=-1 kfsc.suite=$suite kfsc.seed=$seed kfsc.ktap=/dev/ttyS1 $*
 EOT
 xorriso -as mkisofs -quiet -o "$work/boot.iso" -b isolinux/isolinux.bin -c isolinux/boot.cat \
 	-no-emul-boot -boot-load-size 4 -boot-info-table "$work/iso" 2>/dev/null ||
@@ -52,6 +60,7 @@ ata0-master: type=cdrom, path=$work/boot.iso, status=inserted
 boot: cdrom
 clock: sync=none, time0=946684800
 com1: enabled=1, mode=file, dev=$serial
+com2: enabled=1, mode=file, dev=$ktap
 panic: action=fatal
 error: action=report
 info: action=ignore
@@ -86,5 +95,12 @@ if [ $rc -eq 124 ]; then
 	last=$(tr -d '\r' <"$serial" 2>/dev/null | grep -v '^[[:space:]]*$' | tail -n 1 | cut -c1-160)
 	echo "KFSC-HOST-TIMEOUT bochs after ${timeout_s}s, $what; no console output for the last ${silent}s, the last: '$last'" >>"$serial"
 	log "bochs: timed out $what"
+	exit 1
 fi
+# Bochs' own status says nothing (1 on every power-off): the guest must have
+# reached the end of its suite.
+grep -q '^KFSC-DONE' <(tr -d '\r' <"$serial" 2>/dev/null) || {
+	log "bochs: the guest never reached the end of its suite"
+	exit 1
+}
 exit 0

@@ -1,43 +1,59 @@
 #!/usr/bin/env bash
-# make check: everything, from dependencies to emulator boots. Each step and
-# each test inside the boots counts; the last line is "N passed, N failed".
-# Logs go to out/logs.
+# make check: everything, from dependencies to emulator boots. The last line
+# counts tests only: "N passed, N failed" (every KTAP result of every suite,
+# and every cargo test); the build steps and each boot's own checks (it
+# booted, its results channel held its plan and end marker, no kernel
+# warning) are counted apart, on the line above it. Any failure of either
+# fails the run. Logs go to out/logs.
 source "$(dirname "$0")/lib.sh"
 set +e
 logs=$KFSC_ROOT/out/logs
 rm -rf "$logs" && mkdir -p "$logs"
-pass=0 fail=0
-result() { # result PASS|FAIL name
+pass=0 fail=0 cpass=0 cfail=0
+result() { # result PASS|FAIL name: a test
 	echo "$1 $2"
 	if [ "$1" = PASS ]; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
+}
+check() { # check PASS|FAIL name: a build step or a check of a boot
+	echo "$1 $2"
+	if [ "$1" = PASS ]; then cpass=$((cpass + 1)); else cfail=$((cfail + 1)); fi
 }
 # step NAME CMD...: a build step; its failure ends the run (later steps need it).
 step() {
 	local name=$1 t0=$SECONDS
 	shift
 	if "$@" >"$logs/$name.log" 2>&1; then
-		result PASS "step: $name ($((SECONDS - t0))s)"
+		check PASS "step: $name ($((SECONDS - t0))s)"
 	else
-		result FAIL "step: $name ($((SECONDS - t0))s), log out/logs/$name.log:"
+		check FAIL "step: $name ($((SECONDS - t0))s), log out/logs/$name.log:"
 		tail -n 30 "$logs/$name.log" | sed 's/^/    /'
 		finish
 	fi
 }
 finish() {
 	echo "check: total $SECONDS s"
+	echo "steps and boot checks: $cpass passed, $cfail failed"
 	echo "$pass passed, $fail failed"
-	[ "$fail" -eq 0 ]
+	[ "$fail" -eq 0 ] && [ "$cfail" -eq 0 ]
 	exit $?
 }
-# boot LABEL LOG: count the results parsed from one serial log.
+# boot LABEL LOG: count the tests and checks parsed from one boot's logs; a
+# parser that fails without saying what failed is a failed check itself.
 boot() {
-	local line
+	local line out rc failed=0
+	out=$("$KFSC_ROOT/scripts/parse-results.sh" "$2" "$1")
+	rc=$?
 	while IFS= read -r line; do
 		case $line in
-		PASS*) result PASS "${line#PASS }" ;;
-		*) result FAIL "${line#FAIL }" ;;
+		"PASS "*) result PASS "${line#PASS }" ;;
+		"FAIL "*) result FAIL "${line#FAIL }"; failed=1 ;;
+		"CHECK-PASS "*) check PASS "${line#CHECK-PASS }" ;;
+		"CHECK-FAIL "*) check FAIL "${line#CHECK-FAIL }"; failed=1 ;;
+		"") ;;
+		*) check FAIL "$1: parser printed '$line'"; failed=1 ;;
 		esac
-	done < <("$KFSC_ROOT/scripts/parse-results.sh" "$2" "$1")
+	done <<<"$out"
+	[ $rc -eq 0 ] || [ $failed -eq 1 ] || check FAIL "$1: parse-results.sh exit $rc without a failure"
 }
 
 step deps "$KFSC_ROOT/scripts/deps.sh"
@@ -52,10 +68,9 @@ cargo_tests() {
 	read -r cp cf < <(awk '/^test result:/ {p += $4; f += $6} END {print p+0, f+0}' "$logs/$log")
 	pass=$((pass + cp)) fail=$((fail + cf))
 	if [ $rc -eq 0 ] && [ "$cp" -gt 0 ]; then
-		echo "PASS $name: $cp tests ($((SECONDS - t0))s)"
+		check PASS "$name: $cp tests ($((SECONDS - t0))s)"
 	else
-		echo "FAIL $name: $cp passed, $cf failed, exit $rc (out/logs/$log)"
-		[ "$cf" -gt 0 ] || fail=$((fail + 1))
+		check FAIL "$name: $cp passed, $cf failed, exit $rc (out/logs/$log)"
 	fi
 }
 
@@ -98,82 +113,66 @@ INITRD_DEBUG=$KFSC_ROOT/out/initramfs-debug.cpio.gz
 # The real guest runs on the main kernel only: no QEMU in this one.
 step initramfs-debug env KDIR="$KDIR_DEBUG" QEMU= "$KFSC_ROOT/scripts/initramfs.sh" "$INITRD_DEBUG"
 
-# The boots. Bochs runs one emulated machine on one host thread, so two
-# lanes of boots run side by side on the 2 cores, balanced by their
-# measured times (Documentation/platform.rst); each boot's exit status
-# and time land in out/logs/boot-<suite>.rc, and the results are counted in
-# a fixed order once both lanes are done.
-#   run_boot SUITE MODEL [KERNEL ARGS...] (KFSC_BOCHS_CPUS from the caller)
-run_boot() {
-	local suite=$1 model=$2
-	shift 2
-	record_boot "$suite" "$KFSC_ROOT/scripts/bochs-run.sh" "$suite" "$model" "$logs" "$@"
-}
-# debug_boot SUITE MODEL [KERNEL ARGS...]: a boot of the debug kernel.
-debug_boot() {
-	KDIR=$KDIR_DEBUG INITRD=$INITRD_DEBUG run_boot "$@"
-}
-# record_boot SUITE CMD...: run a boot, its output to boot-SUITE.log, its
-# exit status and time to boot-SUITE.rc.
-record_boot() {
-	local suite=$1 t0=$SECONDS
-	shift
-	"$@" >"$logs/boot-$suite.log" 2>&1
+# The boots, one list (scripts/boots.list): suite, emulator model, CPUs,
+# kernel, the seconds the boot last took (for the lanes), kernel arguments.
+# Bochs runs one emulated machine on one host thread, so two lanes of boots
+# run side by side on the 2 cores, balanced from those times (longest first, each to
+# the lane with less work); each boot's exit status and time land in
+# out/logs/boot-<suite>.rc, and the results are counted in the list's order
+# once both lanes are done.
+boot_list() { cat "$KFSC_ROOT/scripts/boots.list"; }
+# boot_entries: the list without comments, one boot per line.
+boot_entries() { boot_list | grep -v '^#' | grep -v '^[[:space:]]*$'; }
+
+# run_entry SUITE MODEL CPUS KERNEL SECS [ARGS...]: one boot, its output to
+# boot-SUITE.log, its exit status and time to boot-SUITE.rc.
+run_entry() {
+	local suite=$1 model=$2 cpus=$3 kernel=$4 t0=$SECONDS
+	shift 5
+	if [ "$model" = qemu ]; then
+		"$KFSC_ROOT/scripts/qemu-run.sh" "$suite" "$logs"
+	elif [ "$kernel" = debug ]; then
+		KDIR=$KDIR_DEBUG INITRD=$INITRD_DEBUG KFSC_BOCHS_CPUS=$cpus \
+			"$KFSC_ROOT/scripts/bochs-run.sh" "$suite" "$model" "$logs" "$@"
+	else
+		KFSC_BOCHS_CPUS=$cpus "$KFSC_ROOT/scripts/bochs-run.sh" "$suite" "$model" "$logs" "$@"
+	fi >"$logs/boot-$suite.log" 2>&1
 	echo "$? $((SECONDS - t0))" >"$logs/boot-$suite.rc"
 }
-# boots SUITE...: count each boot of a finished lane: the run itself (a
-# harness failure shows its log), then every result in its serial log.
-boots() {
-	local suite rc secs
+
+# Two lanes: longest boot first, each to the lane with less work so far.
+lane_a=() lane_b=()
+work_a=0 work_b=0
+while read -r suite model cpus kernel secs args; do
+	if [ "$work_a" -le "$work_b" ]; then
+		lane_a+=("$suite") work_a=$((work_a + secs))
+	else
+		lane_b+=("$suite") work_b=$((work_b + secs))
+	fi
+done < <(boot_entries | sort -k5,5nr)
+echo "boot lanes: A (${work_a}s) ${lane_a[*]}; B (${work_b}s) ${lane_b[*]}"
+run_lane() {
+	local suite entry
 	for suite in "$@"; do
-		read -r rc secs <"$logs/boot-$suite.rc" 2>/dev/null || rc=missing
-		if [ "$rc" = 0 ]; then
-			result PASS "step: boot-$suite (${secs}s)"
-		else
-			result FAIL "step: boot-$suite (exit $rc), log out/logs/boot-$suite.log:"
-			tail -n 30 "$logs/boot-$suite.log" | sed 's/^/    /'
-		fi
-		boot "$suite" "$logs/$suite.serial"
+		entry=$(boot_entries | awk -v s="$suite" '$1 == s')
+		# shellcheck disable=SC2086 # the entry's fields, word-split
+		run_entry $entry
 	done
 }
-
-lane_a() {
-	# Bochs sapphire_rapids, 5-level host: the RSM side of erratum 2 is
-	# proven by the boot itself, erratum 1 and 3 by the errata test inside.
-	run_boot bochs-spr sapphire_rapids
-	run_boot bochs-spr-4level sapphire_rapids no5lvl
-	# Bochs tigerlake: VMX without the control, the intercept backend.
-	run_boot bochs-tgl tigerlake
-	# kmemleak=on: module life cycles with VMs, the unload race, fault
-	# injection on the module's paths, then a leak scan.
-	run_boot bochs-spr-lifecycle sapphire_rapids kmemleak=on
-	record_boot qemu-amd "$KFSC_ROOT/scripts/qemu-run.sh" qemu-amd "$logs"
-	# The debug kernel: the forcing selftests on vmx-virt, a short fault
-	# injection, a leak scan; the stress test and the unload race with 3
-	# CPUs.
-	debug_boot bochs-spr-debug sapphire_rapids kmemleak=on
-	KFSC_BOCHS_CPUS=3 debug_boot bochs-spr-smp-debug sapphire_rapids
-	# The debug kernel: the forcing selftests on vmx-intercept.
-	debug_boot bochs-tgl-debug tigerlake
-}
-lane_b() {
-	# A Linux guest under QEMU with forced bits, on both backends (the
-	# guest's own mitigation code writes the MSR; QMP changes; migration to
-	# a file).
-	run_boot bochs-spr-qemu sapphire_rapids
-	run_boot bochs-tgl-qemu tigerlake
-	# Bochs ryzen: AMD SVM with IA32_SPEC_CTRL and V_SPEC_CTRL.
-	run_boot bochs-ryzen ryzen
-	# 5 CPUs: configuration changes while vCPUs run (contract item 4), from
-	# one host thread and from two at once; erratum 8.
-	KFSC_BOCHS_CPUS=5 run_boot bochs-spr-smp sapphire_rapids
-	KFSC_BOCHS_CPUS=3 run_boot bochs-ryzen-smp ryzen
-}
-lane_a &
+run_lane "${lane_a[@]}" &
 lane=$!
-lane_b
+run_lane "${lane_b[@]}"
 wait "$lane"
-boots bochs-spr bochs-spr-4level bochs-tgl bochs-spr-lifecycle qemu-amd bochs-spr-debug \
-	bochs-spr-smp-debug bochs-tgl-debug bochs-spr-qemu bochs-tgl-qemu bochs-ryzen bochs-spr-smp \
-	bochs-ryzen-smp
+# Count every boot of the list, in its order: the run itself (a harness
+# failure shows its log), then every result and check of its logs.
+while read -r suite _; do
+	read -r rc secs <"$logs/boot-$suite.rc" 2>/dev/null || rc=missing
+	if [ "$rc" = 0 ]; then
+		check PASS "step: boot-$suite (${secs}s)"
+	else
+		check FAIL "step: boot-$suite (exit $rc), log out/logs/boot-$suite.log:"
+		tail -n 30 "$logs/boot-$suite.log" | sed 's/^/    /'
+	fi
+	boot "$suite" "$logs/$suite.serial"
+done < <(boot_entries)
 finish

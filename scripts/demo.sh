@@ -6,7 +6,8 @@
 source "$(dirname "$0")/lib.sh"
 logs=$KFSC_ROOT/out/demo
 kfsc_prepare "$logs"
-"$KFSC_ROOT/scripts/bochs-run.sh" demo sapphire_rapids "$logs"
+# parse-results.sh judges the run below, after the table.
+"$KFSC_ROOT/scripts/bochs-run.sh" demo sapphire_rapids "$logs" || true
 echo
 echo "=== make demo: a Linux guest under QEMU + KVM, inside Bochs sapphire_rapids ==="
 tr -d '\r' <"$logs/demo.serial" | sed -n '/KFSC-DEMO-BEGIN/,/KFSC-DEMO-END/p' | sed '1d;$d' |

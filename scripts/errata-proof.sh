@@ -13,7 +13,7 @@ expect() {
 	local name=$1 unfixed=$2 suite=$3 args=$4 pattern=$5 model=${6:-sapphire_rapids} cpus=${7:-1}
 	BOCHS=$(KFSC_BOCHS_UNFIXED=$unfixed "$KFSC_ROOT/scripts/bochs.sh")
 	KFSC_RUN_TAG=without-$unfixed KFSC_BOCHS_TIMEOUT=300 BOCHS=$BOCHS KFSC_BOCHS_CPUS=$cpus \
-		"$KFSC_ROOT/scripts/bochs-run.sh" "$suite" "$model" "$logs" $args
+		"$KFSC_ROOT/scripts/bochs-run.sh" "$suite" "$model" "$logs" $args || true
 	if cat "$logs/$suite-without-$unfixed".{bochs,serial} | grep -qE "$pattern"; then
 		echo "PASS errata-proof: without $unfixed, $name"
 	else
@@ -38,5 +38,5 @@ expect "the AMD model has no IA32_SPEC_CTRL (AMD SPEC_CTRL, V_SPEC_CTRL)" 0006 b
 expect "host interrupts do not exit an SVM guest running with IF=0 (erratum 7)" 0007 bochs-ryzen "" \
 	'not ok [0-9]+ 0 host-interrupt exits' ryzen
 expect "an idle CPU polling in MWAIT misses the store that wakes it (erratum 8)" 0008 bochs-spr-smp "" \
-	'KFSC-HOST-TIMEOUT' sapphire_rapids 5
+	"KFSC-HOST-TIMEOUT .* in test 'cpu: idle CPUs in MWAIT wake for a store" sapphire_rapids 5
 exit $rc

@@ -18,8 +18,13 @@ for applet in $("$root/bin/busybox" --list); do
 	[ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
 done
 cp $(kfsc_module_files) "$root/lib/modules/"
-cp "$TESTS"/force_spec_ctrl_* "$root/tests/"
-rm -f "$root"/tests/*.o "$root"/tests/*.d
+# Only the tests of the current sources: the build directory may still hold
+# binaries of tests since deleted or renamed.
+for c in "$KFSC_ROOT"/selftests/*.c; do
+	bin=$TESTS/$(basename "$c" .c)
+	[ -x "$bin" ] || die "no selftest binary $bin for $c"
+	cp "$bin" "$root/tests/"
+done
 # The userspace crate's binaries and the pools its example VMM runs with.
 cp "$VMM"/kfsc-example-vmm "$VMM"/kfsc-policy "$root/tests/"
 mkdir -p "$root/tests/pools"

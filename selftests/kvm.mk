@@ -14,8 +14,16 @@ FSC_TESTS := $(patsubst $(FSC_ROOT)/selftests/%.c,$(OUTPUT)/fsc/%,$(FSC_SRCS))
 
 $(shell mkdir -p $(OUTPUT)/fsc)
 
-$(OUTPUT)/fsc/%.o: $(FSC_ROOT)/selftests/%.c $(FSC_ROOT)/include/uapi/linux/kvm_force_spec_ctrl.h $(GEN_HDRS)
+# CFLAGS has -MD: the generated .d files name every header an object
+# includes (the library's and ours), so a change of any of them rebuilds it.
+$(OUTPUT)/fsc/%.o: $(FSC_ROOT)/selftests/%.c $(FSC_ROOT)/selftests/force_spec_ctrl.h \
+		$(FSC_ROOT)/include/uapi/linux/kvm_force_spec_ctrl.h $(GEN_HDRS)
 	$(CC) $(CFLAGS) -I$(FSC_ROOT)/include/uapi $(CPPFLAGS) $(TARGET_ARCH) -c $< -o $@
+
+-include $(wildcard $(OUTPUT)/fsc/*.d)
+# Keep the objects (make would delete them as intermediates of the binaries,
+# and rebuild every test on every run).
+.SECONDARY: $(FSC_TESTS:%=%.o)
 
 $(OUTPUT)/fsc/%: $(OUTPUT)/fsc/%.o $(LIBKVM_OBJS)
 	$(CC) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) $(TARGET_ARCH) $< $(LIBKVM_OBJS) $(LDLIBS) -o $@

@@ -2,8 +2,52 @@
 # virtme-ng). $T holds the selftests, $M the modules.
 T=${KFSC_TESTS:-/tests}
 M=${KFSC_MODULES:-/lib/modules}
-# Each test prints one KFSC-RESULT line that the harness counts; a test
-# that cannot run fails.
+# Each test prints one KFSC-RESULT line on the console, for people, and one
+# KTAP line ("ok N name", "not ok N name") on the results channel, which
+# only the suites write, so that no kernel message can split a result: the
+# second serial port in Bochs (kfsc.ktap=/dev/ttyS1 on the command line, the
+# init exports it), a file under virtme-ng (scripts/qemu-run.sh). A suite
+# declares its plan first (plan N); the harness counts the KTAP lines only,
+# and fails a suite whose count differs from its plan, that has no end
+# marker ("# KFSC-END", written by the init after the suite), or that wrote
+# anything else there (scripts/parse-results.sh). A test that cannot run
+# fails. Descriptor 7 is the channel (realguest.sh uses 3 and 4 for QMP).
+if [ -n "${KFSC_KTAP:-}" ]; then
+	exec 7>>"$KFSC_KTAP"
+else
+	echo "KFSC-ERROR no KTAP channel (KFSC_KTAP unset): no result can count"
+	exec 7>/dev/null
+fi
+KFSC_N=0
+
+# plan N: the number of results the suite will report, before the first.
+plan() {
+	echo "KTAP version 1" >&7
+	echo "1..$1" >&7
+	echo "KFSC-PLAN $1"
+}
+
+# result PASS|FAIL NAME: one result, on the console and the channel ('#'
+# would start a KTAP directive: dropped from the name there).
+result() {
+	KFSC_N=$((KFSC_N + 1))
+	echo "KFSC-RESULT $1 $2"
+	set -- "$1" "$(printf '%s' "$2" | tr '#\n' '  ')"
+	if [ "$1" = PASS ]; then
+		echo "ok $KFSC_N $2" >&7
+	else
+		echo "not ok $KFSC_N $2" >&7
+	fi
+}
+
+# abort: end the suite now (a setup step or a gate failed): the missing
+# results then fail the plan.
+abort() {
+	echo "# KFSC-END aborted" >&7
+	echo "KFSC-DONE"
+	sleep 1
+	poweroff -f
+}
 
 # t NAME TIMEOUT CMD...: run a test with a timeout. When it fires, dump
 # what shows where the test is stuck (its kernel stack, the debug views)
@@ -32,9 +76,9 @@ t() {
 	kill "$watchdog" 2>/dev/null
 	wait "$watchdog" 2>/dev/null
 	if [ $rc -eq 0 ]; then
-		echo "KFSC-RESULT PASS $name"
+		result PASS "$name"
 	else
-		echo "KFSC-RESULT FAIL $name (exit $rc)"
+		result FAIL "$name (exit $rc)"
 	fi
 	return $rc
 }
@@ -42,10 +86,8 @@ t() {
 # must CMD...: a setup step; on failure every later test is meaningless.
 must() {
 	if ! "$@"; then
-		echo "KFSC-RESULT FAIL setup: $*"
-		echo "KFSC-DONE"
-		sleep 1
-		poweroff -f
+		result FAIL "setup: $*"
+		abort
 	fi
 }
 
@@ -69,10 +111,8 @@ reload_kvm_intel() {
 # emulator errata checks): on failure, the suite stops here.
 gate() {
 	t "$@" && return 0
-	echo "KFSC-RESULT FAIL gate: later tests of this suite are void"
-	echo "KFSC-DONE"
-	sleep 1
-	poweroff -f
+	echo "gate failed: later tests of this suite are void"
+	abort
 }
 
 # A module life-cycle step as a test.

@@ -16,8 +16,8 @@ SSBD=0x4
 L2_APPEND="console=ttyS0 quiet panic=-1 spectre_bhi=off"
 L2_CPU="host,ssb-no=off,amd-no-ssb=off"
 
-ok() { echo "KFSC-RESULT PASS $*"; }
-nok() { echo "KFSC-RESULT FAIL $*"; }
+ok() { result PASS "$*"; }
+nok() { result FAIL "$*"; }
 check() { # check NAME COND-EXIT-STATUS
 	if [ "$2" -eq 0 ]; then ok "$1"; else nok "$1"; fi
 }
