@@ -101,7 +101,9 @@ impl Vm {
 
     /// Whether the VM's vCPUs have protected state (SEV-ES, SEV-SNP): their
     /// IA32_SPEC_CTRL is out of KVM's reach. Stable while KVM holds the VM's
-    /// lock, which it does around [`Provider::vm_enable_cap`].
+    /// lock, which it does around [`Provider::vm_enable_cap`]; elsewhere it
+    /// may become true (KVM then refuses to hand an owned vCPU over): ask
+    /// again rather than keep the answer.
     pub fn protected_state(&self) -> bool {
         // SAFETY: `self.0` is a valid bound VM by the type invariant.
         unsafe { bindings::kvm_spec_ctrl_protected_state(self.0.get()) }
@@ -148,9 +150,9 @@ impl Vcpu {
     /// Whether the vCPU's VM has protected state (see
     /// [`Vm::protected_state`]).
     pub fn vm_protected_state(&self) -> bool {
-        // SAFETY: `self.0` is a valid vCPU by the type invariant, and its
-        // `kvm` pointer a valid VM for at least as long as the vCPU.
-        unsafe { bindings::kvm_spec_ctrl_protected_state((*self.0.get()).kvm) }
+        // SAFETY: `self.0` is a valid vCPU by the type invariant; the helper
+        // reads its VM, valid for at least as long as the vCPU.
+        unsafe { bindings::kvm_spec_ctrl_vcpu_protected_state(self.0.get()) }
     }
 
     /// Have [`Provider::vcpu_enter`] called before the vCPU's next VM entry
@@ -267,6 +269,12 @@ impl<'a> LoadedVcpu<'a> {
     pub fn guest_mode(&self) -> bool {
         // SAFETY: The vCPU is loaded by this task by the type invariant.
         unsafe { bindings::kvm_spec_ctrl_guest_mode(self.raw()) }
+    }
+
+    /// Whether the vCPU's VM has protected state (see
+    /// [`Vm::protected_state`]).
+    pub fn vm_protected_state(&self) -> bool {
+        self.vcpu.vm_protected_state()
     }
 }
 

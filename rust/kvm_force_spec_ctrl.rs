@@ -220,10 +220,6 @@ impl EntryRecord {
 #[pin_data]
 struct VcpuState {
     vm: Arc<VmState>,
-    /// The VM has protected state (SEV-ES): the module never owns the
-    /// vCPU's IA32_SPEC_CTRL, whatever is configured. Fixed at creation:
-    /// KVM refuses SEV-ES initialisation once vCPUs exist.
-    protected: bool,
     /// The vCPU's own configuration (contract item 5), if any.
     own_config: Latch<Atomic<u64>, 3>,
     /// The VM and own generations the vCPU applied.
@@ -360,10 +356,10 @@ impl ForceSpecCtrl {
     fn apply(hw: &Hw<'_>, state: &VcpuState) {
         let (vm_generation, vm_config) = state.vm.config.read();
         let (own_generation, own) = state.own_config.read();
-        let config = if state.protected {
-            // Refused at every request; this only covers a configuration
-            // published before the VM became protected, which KVM's lock
-            // around the VM-fd request rules out.
+        let config = if hw.vcpu.vm_protected_state() {
+            // Protected state (SEV-ES): never owned. Requests to force are
+            // refused; this covers a configuration published before the VM
+            // became protected (vCPU creation refuses that too).
             Config::OFF
         } else {
             own_from(own).unwrap_or(config_from(vm_config))
@@ -409,15 +405,14 @@ impl kvm::Provider for ForceSpecCtrl {
     }
 
     fn vm_enable_cap(vm: &kvm::Vm, state: ArcBorrow<'_, VmState>, args: &[u64; 4]) -> Result {
-        // KVM holds the VM's lock: SEV-ES initialisation cannot come between.
-        if vm.protected_state() {
-            return Err(EOPNOTSUPP);
-        }
         let config = match policy::parse_enable_cap(args, Scope::Vm, state.supported) {
             Ok(Request::Set(config)) => config,
             Ok(Request::Clear) | Err(_) => return Err(EINVAL),
         };
-        if config.is_active() && state.backend == Backend::None {
+        // KVM holds the VM's lock: SEV-ES cannot begin in between. Turning
+        // forcing off stays possible, so that a VM configured before
+        // KVM_SEV_ES_INIT can create its vCPUs after all.
+        if config.is_active() && (state.backend == Backend::None || vm.protected_state()) {
             return Err(EOPNOTSUPP);
         }
         let _writer = state.writer.lock();
@@ -428,16 +423,14 @@ impl kvm::Provider for ForceSpecCtrl {
     }
 
     fn vcpu_create(vcpu: &kvm::Vcpu, vm: ArcBorrow<'_, VmState>) -> Result<Pin<KBox<VcpuState>>> {
-        let protected = vcpu.vm_protected_state();
         // A VM-wide configuration set before KVM_SEV_ES_INIT cannot be
         // enforced on this vCPU: refuse it rather than run it unforced.
-        if protected && config_from(vm.config.read().1).is_active() {
+        if vcpu.vm_protected_state() && config_from(vm.config.read().1).is_active() {
             return Err(EOPNOTSUPP);
         }
         KBox::pin_init(
             pin_init!(VcpuState {
                 vm: vm.into(),
-                protected,
                 own_config: Latch::new(own_words(None)),
                 seen_vm: Atomic::new(0),
                 seen_own: Atomic::new(0),
@@ -455,19 +448,18 @@ impl kvm::Provider for ForceSpecCtrl {
     }
 
     fn vcpu_enable_cap(
-        _vcpu: &kvm::LoadedVcpu<'_>,
+        vcpu: &kvm::LoadedVcpu<'_>,
         state: Pin<&VcpuState>,
         args: &[u64; 4],
     ) -> Result {
-        if state.protected {
-            return Err(EOPNOTSUPP);
-        }
         let own = match policy::parse_enable_cap(args, Scope::Vcpu, state.vm.supported) {
             Ok(Request::Set(config)) => Some(config),
             Ok(Request::Clear) => None,
             Err(_) => return Err(EINVAL),
         };
-        if own.is_some_and(|c| c.is_active()) && state.vm.backend == Backend::None {
+        if own.is_some_and(|c| c.is_active())
+            && (state.vm.backend == Backend::None || vcpu.vm_protected_state())
+        {
             return Err(EOPNOTSUPP);
         }
         // The vCPU is in this ioctl, not in the guest (KVM holds its mutex),
@@ -562,7 +554,7 @@ impl kvm::Provider for ForceSpecCtrl {
         seq_print!(m, "backend: {}\n", state.vm.backend.name());
         // 1: SEV-ES or SEV-SNP, whose IA32_SPEC_CTRL is in the encrypted
         // VMSA: nothing is forced, every request is refused.
-        seq_print!(m, "protected_state: {}\n", u8::from(state.protected));
+        seq_print!(m, "protected_state: {}\n", u8::from(vcpu.vm_protected_state()));
         seq_print!(m, "supported: {:#x}\n", state.vm.supported);
         seq_print!(m, "vm_mask: {:#x}\n", vm_config.mask());
         seq_print!(m, "vm_value: {:#x}\n", vm_config.value());

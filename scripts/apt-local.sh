@@ -36,11 +36,14 @@ kfsc_apt() {
 		-o APT::Get::List-Cleanup=false -o APT::Sandbox::User=root "$@"
 }
 
-# Refresh a suite's lists at most once a day.
+# Refresh a suite's lists at most once a day; a failed refresh (any list
+# that could not be fetched) fails, and is not stamped as done.
 kfsc_apt_update() {
 	local suite=$1 stamp=$KFSC_CACHE/apt/$1/updated
 	if [ -z "$(find "$stamp" -mmin -1440 2>/dev/null)" ]; then
-		kfsc_apt "$suite" update >/dev/null
+		rm -f "$stamp"
+		kfsc_apt "$suite" update --error-on=any >/dev/null ||
+			die "apt-get update of $suite failed"
 		touch "$stamp"
 	fi
 }

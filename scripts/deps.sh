@@ -44,29 +44,42 @@ if [ ${#missing[@]} -gt 0 ]; then
 	kfsc_apt bookworm install -y --no-install-recommends -t bookworm-backports "${bpo_pkgs[@]}"
 fi
 
-# trixie downloads: unpacked, never installed.
+# trixie downloads: unpacked, never installed; pinned by version here and
+# by checksum in scripts/downloads.sha256 (checked on every run: a download
+# that changed under the same name fails loudly).
 dl=$KFSC_CACHE/dl
+pins=$KFSC_ROOT/scripts/downloads.sha256
 mkdir -p "$dl"
-fetch_deb() { # package -> $dl/<package>/ (extracted)
-	local p=$1
-	[ -e "$dl/$p/.done" ] && return 0
-	kfsc_apt_update trixie
-	rm -rf "$dl/$p" && mkdir -p "$dl/$p"
-	(cd "$dl/$p" && kfsc_apt trixie download "$p" >/dev/null &&
-		dpkg-deb -x ./*.deb root && touch .done)
+verify() { # dir: the pinned files of $dl/<dir>
+	(cd "$dl" && grep " $1/" "$pins" | sha256sum -c --quiet --strict -) ||
+		die "$dl/$1: not the pinned download (scripts/downloads.sha256)"
 }
-fetch_deb "$KFSC_LINUX_PKG"
-fetch_deb bochsbios
-fetch_deb vgabios
+fetch_deb() { # package version -> $dl/<package>/ (extracted)
+	local p=$1 v=$2
+	if [ ! -e "$dl/$p/.done" ]; then
+		kfsc_apt_update trixie
+		rm -rf "$dl/$p" && mkdir -p "$dl/$p"
+		(cd "$dl/$p" && kfsc_apt trixie download "$p=$v" >/dev/null) ||
+			die "could not download $p $v"
+		verify "$p"
+		(cd "$dl/$p" && dpkg-deb -x ./*.deb root && touch .done)
+	fi
+	verify "$p"
+}
+fetch_deb "$KFSC_LINUX_PKG" 7.3.4-1~bpo13+1
+fetch_deb bochsbios 3.0+dfsg-1
+fetch_deb vgabios 0.8a+ds-2
 # QEMU's firmware for microvm (qboot, linuxboot_dma): not in its source package.
-fetch_deb qemu-system-data
+fetch_deb qemu-system-data "$KFSC_QEMU_VER"
 if [ ! -e "$dl/qemu-src/.done" ]; then
 	kfsc_apt_update trixie
 	rm -rf "$dl/qemu-src" && mkdir -p "$dl/qemu-src"
 	(cd "$dl/qemu-src" && kfsc_apt trixie source --download-only "qemu=$KFSC_QEMU_VER" >/dev/null) ||
 		die "could not download the QEMU $KFSC_QEMU_VER source package"
+	verify qemu-src
 	touch "$dl/qemu-src/.done"
 fi
+verify qemu-src
 if [ ! -e "$dl/bochs-src/.done" ]; then
 	kfsc_apt_update trixie
 	rm -rf "$dl/bochs-src" && mkdir -p "$dl/bochs-src"
@@ -74,8 +87,10 @@ if [ ! -e "$dl/bochs-src/.done" ]; then
 	(cd "$dl/bochs-src" && kfsc_apt trixie source --download-only "bochs=$KFSC_BOCHS_VER-1" >/dev/null 2>&1 || true)
 	ls "$dl/bochs-src"/bochs_"$KFSC_BOCHS_VER".orig.tar.xz >/dev/null ||
 		die "could not download the Bochs $KFSC_BOCHS_VER source"
+	verify bochs-src
 	touch "$dl/bochs-src/.done"
 fi
+verify bochs-src
 
 # bindgen-cli, built with Debian's cargo-web against libclang-19.
 if [ "$("$KFSC_CACHE/cargo/bin/bindgen" --version 2>/dev/null)" != "bindgen $KFSC_BINDGEN_VER" ]; then
@@ -85,10 +100,12 @@ if [ "$("$KFSC_CACHE/cargo/bin/bindgen" --version 2>/dev/null)" != "bindgen $KFS
 		bindgen-cli --version "$KFSC_BINDGEN_VER"
 fi
 
-# virtme-ng in a venv of Debian's python3.
-if [ ! -x "$KFSC_CACHE/venv/bin/vng" ]; then
-	log "pip: installing virtme-ng"
+# virtme-ng in a venv of Debian's python3, pinned (the version of
+# PLATFORM.md's measurements).
+KFSC_VNG_VER=1.42
+if [ "$("$KFSC_CACHE/venv/bin/pip" show virtme-ng 2>/dev/null | sed -n 's/^Version: //p')" != "$KFSC_VNG_VER" ]; then
+	log "pip: installing virtme-ng $KFSC_VNG_VER"
 	/usr/bin/python3 -m venv "$KFSC_CACHE/venv"
-	"$KFSC_CACHE/venv/bin/pip" install -q virtme-ng
+	"$KFSC_CACHE/venv/bin/pip" install -q "virtme-ng==$KFSC_VNG_VER"
 fi
 log "dependencies ready"

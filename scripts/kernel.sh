@@ -77,5 +77,7 @@ kmake bzImage modules >"$build/kfsc-build.log" 2>&1 ||
 	{ tail -n 40 "$build/kfsc-build.log" >&2; die "kernel build failed (log: $build/kfsc-build.log)"; }
 kmake headers >/dev/null 2>&1 || die "make headers failed"
 ln -sfn "$src" "$build/kfsc-src"
+# The main and the debug tree, and one spare (a fragment being tried).
+kfsc_prune 3 "$build" "$KFSC_CACHE"/linux/build-*
 log "kernel: ready"
 echo "$build"

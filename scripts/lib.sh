@@ -67,6 +67,21 @@ kfsc_git_init() {
 	kfsc_git "$1" tag pristine
 }
 
+# kfsc_prune KEEP CURRENT GLOB...: mark CURRENT (a cache entry: a build
+# tree, an install prefix) as just used, and delete all but the KEEP most
+# recently used of the entries matching GLOB, so that old keys do not
+# accumulate in the cache.
+kfsc_prune() {
+	local keep=$1 current=$2 e
+	shift 2
+	touch "$current"
+	ls -1dt "$@" 2>/dev/null | tail -n +"$((keep + 1))" | while read -r e; do
+		[ "$e" = "$current" ] && continue
+		log "cache: pruning $e"
+		rm -rf "$e"
+	done
+}
+
 # kfsc_series DIR: the patches of a series, in order, without its cover
 # letter (0000-cover-letter.patch).
 kfsc_series() {

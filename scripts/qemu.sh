@@ -38,10 +38,15 @@ if ! kfsc_git "$src" rev-parse -q --verify refs/tags/pristine >/dev/null 2>&1; t
 	# them; the .dsc's own signature needs a keyring we do not install.
 	dpkg-source --no-check -x "$dsc" "$src" >/dev/null || die "dpkg-source -x $dsc failed"
 	rm -f "$(dirname "$src")"/qemu_*.orig.tar.*  # dpkg-source's copy
-	echo "$devices" >"$src/configs/devices/x86_64-softmmu/kfsc.mak"
 	kfsc_git_init "$src" "qemu $KFSC_QEMU_VER (Debian source package)"
 fi
 kfsc_apply_series "$src" qemu "${patches[@]}"
+# The device configuration, from $devices (part of the key) on every run:
+# a tree unpacked by an older version of this script may hold another, and
+# resetting the tree for a new series may drop it. Rewritten only when it
+# differs, since meson reconfigures when it changes.
+mak=$src/configs/devices/x86_64-softmmu/kfsc.mak
+[ "$(cat "$mak" 2>/dev/null)" = "$devices" ] || echo "$devices" >"$mak"
 
 if [ ! -x "$out/qemu-system-x86_64" ]; then
 	if [ "$(cat "$build/.kfsc-key" 2>/dev/null)" != "$key" ]; then
@@ -64,4 +69,6 @@ if [ ! -x "$out/qemu-system-x86_64" ]; then
 		die "no QEMU firmware; run scripts/deps.sh"
 	rm -rf "$out" && mv "$out.tmp" "$out"
 fi
+kfsc_prune 3 "$out" "$KFSC_CACHE"/qemu/bin-*
+kfsc_prune 2 "$build" "$KFSC_CACHE"/qemu/build-*
 echo "$out"

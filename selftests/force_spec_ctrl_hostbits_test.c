@@ -9,6 +9,13 @@
  * (host & ~mask) | (value & mask), so the value in force is
  * (guest & ~mask) | (value & mask) | (host & ~mask).
  *
+ * What is checked where: the value in force is the debug view's record of
+ * the entry (KVM's guest copy ORed with the host copy KVM computed for that
+ * VMRUN), not a read of the hardware, which the guest cannot see past its
+ * own copy; the hardware check is on the way back: after every exit the
+ * host runs with its own value again (a host copy left in place after
+ * #VMEXIT would show there).
+ *
  * Needs a host booted with spec_store_bypass_disable=on (and, where it
  * applies, spectre_v2_user=on): fails if the host's own value is 0, since
  * the test could not fail then. Runs pinned to CPU 0, so that
@@ -59,7 +66,7 @@ int main(void)
 	};
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
-	__u64 host, read, eff, want, guest;
+	__u64 baseline, host, read, eff, want, guest;
 	unsigned int i, j;
 	cpu_set_t cpus;
 	char backend[64];
@@ -73,10 +80,10 @@ int main(void)
 	CPU_SET(0, &cpus);
 	TEST_ASSERT(!sched_setaffinity(0, sizeof(cpus), &cpus), "pin to CPU 0");
 
-	host = host_spec_ctrl();
-	ksft_test_result(host & (SPEC_CTRL_SSBD | SPEC_CTRL_STIBP),
+	baseline = host_spec_ctrl();
+	ksft_test_result(baseline & (SPEC_CTRL_SSBD | SPEC_CTRL_STIBP),
 			 "the host runs with its own SSBD/STIBP: IA32_SPEC_CTRL 0x%llx\n",
-			 (unsigned long long)host);
+			 (unsigned long long)baseline);
 
 	vm = vm_create_with_one_vcpu(&vcpu, guest_code);
 	for (i = 0; i < ARRAY_SIZE(configs); i++) {
@@ -87,10 +94,22 @@ int main(void)
 		for (j = 0; j < ARRAY_SIZE(guest_writes); j++) {
 			guest = guest_writes[j];
 			read = fsc_sync(vcpu);
-			/* The host value of the task that runs the vCPU now. */
+			/* Back from the guest: the host's own value again. */
 			host = host_spec_ctrl();
 			eff = fsc_next_entry_effective(vcpu);
-			want = (guest & ~mask) | (value & mask) | (host & ~mask);
+			want = (guest & ~mask) | (value & mask) | (baseline & ~mask);
+			if (host != baseline) {
+				ksft_print_msg("%s: after an exit the host runs with 0x%llx, not its own 0x%llx\n",
+					       configs[i].name, (unsigned long long)host,
+					       (unsigned long long)baseline);
+				bad++;
+			}
+			if (host_spec_ctrl() != baseline) {
+				ksft_print_msg("%s: after an exit the host runs with 0x%llx, not its own 0x%llx\n",
+					       configs[i].name, (unsigned long long)host_spec_ctrl(),
+					       (unsigned long long)baseline);
+				bad++;
+			}
 			if (read != guest || eff != want) {
 				ksft_print_msg("%s: guest wrote 0x%llx, read 0x%llx; host 0x%llx; in force 0x%llx, want 0x%llx\n",
 					       configs[i].name, (unsigned long long)guest,
