@@ -34,14 +34,12 @@ if [ ! -x "$prefix/bin/bochs" ]; then
 	for p in "${patches[@]}"; do
 		patch -d "$work" -p1 -s <"$p" || die "bochs: $p does not apply"
 	done
-	# Installed under a temporary root, then renamed into place: a run
-	# killed during the install leaves no prefix that looks complete.
 	(cd "$work" && ./configure --prefix="$prefix" "${flags[@]}" >configure.log 2>&1 &&
-		make -j"$(nproc)" >make.log 2>&1 && make install DESTDIR="$work/dest" >install.log 2>&1) ||
+		make -j"$(nproc)" >make.log 2>&1) ||
 		die "bochs build failed, see $work/*.log"
-	[ -x "$work/dest$prefix/bin/bochs" ] || die "bochs: nothing installed under $work/dest$prefix"
-	rm -rf "$prefix"
-	mv "$work/dest$prefix" "$prefix"
+	# A run killed during the install leaves no prefix that looks complete.
+	kfsc_install_atomic "$prefix" make -C "$work" install >"$work/install.log" 2>&1 ||
+		die "bochs install failed, see $work/install.log"
 	rm -rf "$work"
 fi
 # make check's Bochs and errata-proof's one per left-out fix, and spares.

@@ -90,6 +90,16 @@ step lint "$KFSC_ROOT/scripts/lint.sh"
 step selftests bash -c "'$KFSC_ROOT/scripts/selftests.sh' >'$logs/tests-dir'"
 TESTS=$(tail -n 1 "$logs/tests-dir")
 export TESTS
+# The cache's rules, as tests: a header-only change rebuilds, a killed
+# install is redone.
+n=0
+while IFS= read -r line; do
+	case $line in
+	"PASS "*) result PASS "${line#PASS }"; n=$((n + 1)) ;;
+	"FAIL "*) result FAIL "${line#FAIL }"; n=$((n + 1)) ;;
+	esac
+done < <("$KFSC_ROOT/scripts/cache-test.sh" 2>"$logs/cache-test.log")
+[ $n -eq 2 ] || result FAIL "cache tests: $n of 2 reported (out/logs/cache-test.log)"
 step bochs bash -c "'$KFSC_ROOT/scripts/bochs.sh' >'$logs/bochs-prefix'"
 BOCHS=$(tail -n 1 "$logs/bochs-prefix")
 export BOCHS

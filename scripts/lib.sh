@@ -67,6 +67,27 @@ kfsc_git_init() {
 	kfsc_git "$1" tag pristine
 }
 
+# kfsc_install_atomic PREFIX CMD...: run CMD, an install into
+# "$DESTDIR$PREFIX", with DESTDIR a temporary root beside PREFIX, then
+# rename the result into place: a run killed before the rename leaves no
+# PREFIX that looks complete, and the next run installs again.
+kfsc_install_atomic() {
+	local prefix=$1 dest
+	shift
+	mkdir -p "$(dirname "$prefix")"
+	# What a killed install left (the cache lock keeps installs apart).
+	rm -rf "$(dirname "$prefix")"/.install-*
+	dest=$(mktemp -d "$(dirname "$prefix")/.install-XXXXXX")
+	if DESTDIR=$dest "$@" && [ -d "$dest$prefix" ]; then
+		rm -rf "$prefix"
+		mv "$dest$prefix" "$prefix"
+		rm -rf "$dest"
+	else
+		rm -rf "$dest"
+		return 1
+	fi
+}
+
 # kfsc_prune KEEP CURRENT GLOB...: mark CURRENT (a cache entry: a build
 # tree, an install prefix) as just used, and delete all but the KEEP most
 # recently used of the entries matching GLOB, so that old keys do not

@@ -9,7 +9,13 @@
  * back what it wrote.
  *
  * Also prints the cost of an update: IPIs ("CAL" in /proc/interrupts) and
- * VM exits per update (KFSC-FIGURE lines, read by make bench).
+ * VM exits per update (KFSC-FIGURE lines, read by make bench), and fails
+ * when the updates did not kick the running vCPUs: the checks above read
+ * the debug view, and every read kicks, so they alone could not see an
+ * update that leaves a vCPU in the guest under the old configuration. An
+ * update must send at least half an IPI per spinning vCPU on average (one
+ * per vCPU in guest mode is what KVM_REQUEST_WAIT sends; measured 2.00 for
+ * 2 vCPUs).
  *
  * With -u 2 or more, that many host threads update the VM-wide
  * configuration at once, each checking every vCPU after each of its
@@ -400,6 +406,9 @@ int main(int argc, char *argv[])
 	for (i = 0; i < nr_vcpus; i++)
 		exits -= vcpu_get_stat(vcpus[i], exits);
 	exits = -exits;
+	TEST_ASSERT(2 * ipis >= (__u64)measured * nr_vcpus,
+		    "%d updates sent %llu IPIs to %d spinning vCPUs: updates do not kick them",
+		    measured, (unsigned long long)ipis, nr_vcpus);
 
 	/* Contract item 4, update by update. */
 	for (gen = measured + 1; gen <= (__u64)(measured + updates); gen++) {
