@@ -554,7 +554,11 @@ impl kvm::Provider for ForceSpecCtrl {
         seq_print!(m, "backend: {}\n", state.vm.backend.name());
         // 1: SEV-ES or SEV-SNP, whose IA32_SPEC_CTRL is in the encrypted
         // VMSA: nothing is forced, every request is refused.
-        seq_print!(m, "protected_state: {}\n", u8::from(vcpu.vm_protected_state()));
+        seq_print!(
+            m,
+            "protected_state: {}\n",
+            u8::from(vcpu.vm_protected_state())
+        );
         seq_print!(m, "supported: {:#x}\n", state.vm.supported);
         seq_print!(m, "vm_mask: {:#x}\n", vm_config.mask());
         seq_print!(m, "vm_value: {:#x}\n", vm_config.value());
@@ -578,13 +582,12 @@ impl kvm::Provider for ForceSpecCtrl {
         // What the vCPU runs with at its next entry (KVM's value, saved at
         // its last exit, with V_SPEC_CTRL's host copy ORed in, the host's own
         // value as this CPU has it now): live, unlike the record.
-        let host_copy = if state.vm.backend.sets_host_copy(kvm::has_host_copy())
-            && state.owned.load(Relaxed)
-        {
-            vcpu.peek_host_copy()
-        } else {
-            0
-        };
+        let host_copy =
+            if state.vm.backend.sets_host_copy(kvm::has_host_copy()) && state.owned.load(Relaxed) {
+                vcpu.peek_host_copy()
+            } else {
+                0
+            };
         seq_print!(m, "hw_now: {:#x}\n", vcpu.peek_hw() | host_copy);
     }
 }
