@@ -1,10 +1,13 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 OR BSD-3-Clause
 
 //! The policy of `KVM_CAP_FORCE_SPEC_CTRL`, as pure logic.
 //!
 //! Nothing here depends on the `kernel` crate: the module and the host test
 //! crate (`rust/host`) compile this same file, so `cargo test` exercises the
-//! code the module runs. The ABI numbers come from the uapi header through
+//! code the module runs. The userspace crate carries a copy
+//! (`vmm/src/spec_ctrl.rs`, checked to be identical by `scripts/vmm.sh
+//! lint`), hence the licence: GPL-2.0 for the module, Apache-2.0 or
+//! BSD-3-Clause for rust-vmm VMMs. The ABI numbers come from the uapi header through
 //! the generated `abi_generated.rs`.
 
 use crate::abi;

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 
 //! A vCPU's forcing: the operator's VM-wide configuration combined with what
 //! the pool policy forces for the vCPU's own report. Pure.

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 
 //! This host's facts for the pool policy: CPUID.(EAX=7,ECX=2):EDX,
 //! IA32_ARCH_CAPABILITIES through `/dev/cpu/N/msr` (the `msr` driver), and

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 
 //! `KVM_CAP_FORCE_SPEC_CTRL`, typed, over kvm-ioctls: the capability check,
 //! the supported bits, the VM-wide and per-vCPU configuration, and the MSR
@@ -101,7 +101,9 @@ fn enable_cap_args(config: Config, flags: u64) -> kvm_enable_cap {
     cap
 }
 
-/// A checked configuration: `value` within `mask`, and within `supported`.
+/// A checked configuration: `value` within `mask`, and `mask` within
+/// `supported` (a bit the host's MSR does not accept may not be forced on,
+/// nor off).
 pub fn config(mask: u64, value: u64, supported: u64) -> Result<Config, Error> {
     let mut args = [0; 4];
     args[abi::KVM_FORCE_SPEC_CTRL_ARG_MASK] = mask;

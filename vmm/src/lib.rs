@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 
 //! The VMM side of `KVM_CAP_FORCE_SPEC_CTRL`, for VMMs built on rust-vmm's
 //! kvm-ioctls (Firecracker, Cloud Hypervisor, ...).
@@ -18,22 +18,39 @@
 //!   configuration (pure).
 //! - [`hostfacts`]: this host's facts, for the pool files.
 //!
-//! The binaries: `kfsc-policy` (host facts, pools, decision tables) and
-//! `kfsc-example-vmm` (a small VMM that runs a guest following the RFC's
-//! protocol on several vCPUs).
+//! The binaries (feature `cli`): `kfsc-policy` (host facts, pools, decision
+//! tables) and `kfsc-example-vmm` (a small VMM that runs a guest following
+//! the RFC's protocol on several vCPUs).
+//!
+//! Forcing BHI_DIS_S on for a whole VM, where the host can:
+//!
+//! ```no_run
+//! use kvm_force_spec_ctrl_vmm::{kvm as fsc, spec_ctrl::bits};
+//! use kvm_ioctls::Kvm;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let kvm = Kvm::new()?;
+//! let vm = kvm.create_vm()?;
+//! if fsc::available(&kvm) && fsc::supported(&kvm)? & bits::BHI_DIS_S != 0 {
+//!     let supported = fsc::supported(&kvm)?;
+//!     let config = fsc::config(bits::BHI_DIS_S, bits::BHI_DIS_S, supported)?;
+//!     // Before the first KVM_RUN: the guest's first instruction runs forced.
+//!     fsc::set_vm(&vm, config)?;
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
-/// The ABI numbers, generated at build time from
-/// `include/uapi/linux/kvm_force_spec_ctrl.h`.
-#[allow(missing_docs)]
-pub mod abi {
-    include!(concat!(env!("OUT_DIR"), "/abi.rs"));
-}
+/// The ABI numbers of `<linux/kvm_force_spec_ctrl.h>`, generated from that
+/// header by the project's `scripts/gen-abi.c` and committed (the project's
+/// `make check` fails when they drift apart).
+pub mod abi;
 pub mod forcing;
 pub mod hostfacts;
 pub mod kvm;
 pub mod msr;
 pub mod pool;
-/// IA32_SPEC_CTRL bits, [`spec_ctrl::Config`] and its validation: the
-/// kernel module's own pure policy file, shared so that both sides agree.
-#[path = "../../rust/policy.rs"]
+/// IA32_SPEC_CTRL bits, [`spec_ctrl::Config`] and its validation: a copy of
+/// the kernel module's own pure policy file (the project's `make check`
+/// fails when they differ), so that both sides agree.
 pub mod spec_ctrl;

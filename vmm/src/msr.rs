@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 
 //! Intel's virtual mitigation MSRs (the RFC "virtual IA32_SPEC_CTRL" series,
 //! patches 04-10), emulated by the VMM for one vCPU. Pure: the VMM feeds it

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 
 //! The migration-pool policy, pure: from the CPU facts of every host model a
 //! guest may run on, which virtual-MSR support to advertise, and which
@@ -9,13 +9,13 @@
 //! A Branch Target Injection Mitigation; RRSBA), per host:
 //!
 //! - The short BHB-clearing sequence mitigates BHI only on parts without
-//!   `BHI_CTRL` (CPUID.(EAX=7,ECX=2):EDX[4]). A host that has `BHI_CTRL` and
-//!   is not `BHI_NO` (IA32_ARCH_CAPABILITIES[20]) needs `BHI_DIS_S` for a
+//!   `BHI_CTRL` (`CPUID.(EAX=7,ECX=2):EDX[4]`). A host that has `BHI_CTRL` and
+//!   is not `BHI_NO` (`IA32_ARCH_CAPABILITIES[20]`) needs `BHI_DIS_S` for a
 //!   guest that uses it. A host with `BHI_NO` needs nothing.
 //! - Retpoline is complete only where RSB underflow does not fall back to
-//!   alternate predictors. A host with `RRSBA` (IA32_ARCH_CAPABILITIES[19])
+//!   alternate predictors. A host with `RRSBA` (`IA32_ARCH_CAPABILITIES[19]`)
 //!   needs `RRSBA_DIS_S` for a guest that uses it; if it lacks `RRSBA_CTRL`
-//!   (CPUID.(EAX=7,ECX=2):EDX[2]) the bit does not exist there and the
+//!   (`CPUID.(EAX=7,ECX=2):EDX[2]`) the bit does not exist there and the
 //!   guest's retpoline cannot be made complete: the table says so.
 //!
 //! The decision for the pool:

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 
 //! The pool policy, the virtual MSRs and the combination with the operator's
 //! configuration: tables and properties.

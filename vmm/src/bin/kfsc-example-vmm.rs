@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 
 //! `kfsc-example-vmm`: a small VMM on kvm-ioctls that runs a guest following
 //! the RFC's guest protocol on three vCPUs, and checks what the host forces.
