@@ -38,6 +38,23 @@ static inline bool fsc_kvm_has_spec_ctrl(void)
 	       kvm_cpu_has(X86_FEATURE_AMD_STIBP) || kvm_cpu_has(X86_FEATURE_AMD_SSBD);
 }
 
+/*
+ * The host's own IA32_SPEC_CTRL on CPU 0, through the msr driver
+ * (/dev/cpu/0/msr): a test that reads it pins itself to CPU 0, so that it is
+ * the value of the CPU its vCPU runs on.
+ */
+static inline __u64 fsc_host_spec_ctrl(void)
+{
+	__u64 v = ~0ull;
+	int fd = open("/dev/cpu/0/msr", O_RDONLY);
+
+	TEST_ASSERT(fd >= 0, "open /dev/cpu/0/msr: %s", strerror(errno));
+	TEST_ASSERT(pread(fd, &v, sizeof(v), MSR_IA32_SPEC_CTRL) == sizeof(v),
+		    "read host IA32_SPEC_CTRL: %s", strerror(errno));
+	close(fd);
+	return v;
+}
+
 /* KVM_ENABLE_CAP(KVM_CAP_FORCE_SPEC_CTRL) on a VM or vCPU fd; -errno or 0. */
 static inline int fsc_enable(int fd, __u64 mask, __u64 value, __u64 flags, __u64 reserved)
 {

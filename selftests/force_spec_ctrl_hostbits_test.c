@@ -41,18 +41,6 @@ static void guest_code(void)
 	}
 }
 
-static __u64 host_spec_ctrl(void)
-{
-	__u64 v = ~0ull;
-	int fd = open("/dev/cpu/0/msr", O_RDONLY);
-
-	TEST_ASSERT(fd >= 0, "open /dev/cpu/0/msr: %s", strerror(errno));
-	TEST_ASSERT(pread(fd, &v, sizeof(v), MSR_IA32_SPEC_CTRL) == sizeof(v),
-		    "read host IA32_SPEC_CTRL: %s", strerror(errno));
-	close(fd);
-	return v;
-}
-
 int main(void)
 {
 	const struct {
@@ -80,7 +68,7 @@ int main(void)
 	CPU_SET(0, &cpus);
 	TEST_ASSERT(!sched_setaffinity(0, sizeof(cpus), &cpus), "pin to CPU 0");
 
-	baseline = host_spec_ctrl();
+	baseline = fsc_host_spec_ctrl();
 	ksft_test_result(baseline & (SPEC_CTRL_SSBD | SPEC_CTRL_STIBP),
 			 "the host runs with its own SSBD/STIBP: IA32_SPEC_CTRL 0x%llx\n",
 			 (unsigned long long)baseline);
@@ -95,7 +83,7 @@ int main(void)
 			guest = guest_writes[j];
 			read = fsc_sync(vcpu);
 			/* Back from the guest: the host's own value again. */
-			host = host_spec_ctrl();
+			host = fsc_host_spec_ctrl();
 			eff = fsc_next_entry_effective(vcpu);
 			want = (guest & ~mask) | (value & mask) | (baseline & ~mask);
 			if (host != baseline) {
@@ -104,9 +92,9 @@ int main(void)
 					       (unsigned long long)baseline);
 				bad++;
 			}
-			if (host_spec_ctrl() != baseline) {
+			if (fsc_host_spec_ctrl() != baseline) {
 				ksft_print_msg("%s: after an exit the host runs with 0x%llx, not its own 0x%llx\n",
-					       configs[i].name, (unsigned long long)host_spec_ctrl(),
+					       configs[i].name, (unsigned long long)fsc_host_spec_ctrl(),
 					       (unsigned long long)baseline);
 				bad++;
 			}

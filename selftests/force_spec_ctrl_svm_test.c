@@ -41,18 +41,6 @@ static void guest_code(void)
 	GUEST_DONE();
 }
 
-static __u64 host_spec_ctrl(void)
-{
-	__u64 v = ~0ull;
-	int fd = open("/dev/cpu/0/msr", O_RDONLY);
-
-	TEST_ASSERT(fd >= 0, "open /dev/cpu/0/msr: %s", strerror(errno));
-	TEST_ASSERT(pread(fd, &v, sizeof(v), MSR_IA32_SPEC_CTRL) == sizeof(v),
-		    "read host IA32_SPEC_CTRL: %s", strerror(errno));
-	close(fd);
-	return v;
-}
-
 int main(void)
 {
 	struct kvm_vcpu *vcpu;
@@ -74,15 +62,15 @@ int main(void)
 	ksft_test_result(this_cpu_has(X86_FEATURE_V_SPEC_CTRL),
 			 "CPUID Fn8000_000A EDX[20]: V_SPEC_CTRL\n");
 
-	host = host_spec_ctrl();
+	host = fsc_host_spec_ctrl();
 	vm = vm_create_with_one_vcpu(&vcpu, guest_code);
 
 	v = fsc_sync(vcpu);
 	r = vcpu_get_msr(vcpu, MSR_IA32_SPEC_CTRL);
-	ksft_test_result(v == GUEST_VALUE && r == GUEST_VALUE && host_spec_ctrl() == host,
+	ksft_test_result(v == GUEST_VALUE && r == GUEST_VALUE && fsc_host_spec_ctrl() == host,
 			 "guest WRMSR 0x%lx reads 0x%llx, KVM_GET_MSRS 0x%llx, host copy 0x%llx (was 0x%llx)\n",
 			 (unsigned long)GUEST_VALUE, (unsigned long long)v, (unsigned long long)r,
-			 (unsigned long long)host_spec_ctrl(), (unsigned long long)host);
+			 (unsigned long long)fsc_host_spec_ctrl(), (unsigned long long)host);
 
 	vcpu_set_msr(vcpu, MSR_IA32_SPEC_CTRL, HOST_VALUE);
 	v = fsc_sync(vcpu);
@@ -100,7 +88,7 @@ int main(void)
 	ksft_test_result(v > 0,
 			 "%llu host-interrupt exits while the guest spins with IF=0\n",
 			 (unsigned long long)v);
-	ksft_test_result(host_spec_ctrl() == host, "host copy still 0x%llx\n",
+	ksft_test_result(fsc_host_spec_ctrl() == host, "host copy still 0x%llx\n",
 			 (unsigned long long)host);
 
 	kvm_vm_free(vm);
