@@ -6,6 +6,7 @@
 #ifndef SELFTEST_FORCE_SPEC_CTRL_H
 #define SELFTEST_FORCE_SPEC_CTRL_H
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,44 @@ static inline __u64 fsc_host_spec_ctrl(void)
 		    "read host IA32_SPEC_CTRL: %s", strerror(errno));
 	close(fd);
 	return v;
+}
+
+/*
+ * What the host spent on IA32_SPEC_CTRL on CPU 0, counted by the emulator
+ * (scripts/bochs/0009; a real CPU charges far more for these than Bochs'
+ * TSC shows): RDMSR and WRMSR of the MSR, VMREAD/VMWRITE of the VMCS mask
+ * and shadow fields. The caller pins itself and its vCPU to CPU 0.
+ */
+#define FSC_COUNT_MSR	0x4b465300
+struct fsc_counts {
+	__u64 rdmsr, wrmsr, vmcs;
+};
+
+static inline void fsc_host_counts(struct fsc_counts *c)
+{
+	int fd = open("/dev/cpu/0/msr", O_RDONLY);
+	__u64 v[3];
+	int i;
+
+	TEST_ASSERT(fd >= 0, "open /dev/cpu/0/msr: %s", strerror(errno));
+	for (i = 0; i < 3; i++)
+		TEST_ASSERT(pread(fd, &v[i], sizeof(v[i]), FSC_COUNT_MSR + i) == sizeof(v[i]),
+			    "read the emulator's count MSR 0x%x (scripts/bochs/0009): %s",
+			    FSC_COUNT_MSR + i, strerror(errno));
+	close(fd);
+	c->rdmsr = v[0];
+	c->wrmsr = v[1];
+	c->vmcs = v[2];
+}
+
+/* Pin the calling thread (and the vCPU it runs) to CPU 0. */
+static inline void fsc_pin_cpu0(void)
+{
+	cpu_set_t cpus;
+
+	CPU_ZERO(&cpus);
+	CPU_SET(0, &cpus);
+	TEST_ASSERT(!sched_setaffinity(0, sizeof(cpus), &cpus), "pin to CPU 0");
 }
 
 /* KVM_ENABLE_CAP(KVM_CAP_FORCE_SPEC_CTRL) on a VM or vCPU fd; -errno or 0. */

@@ -21,8 +21,6 @@
  * the test could not fail then. Runs pinned to CPU 0, so that
  * /dev/cpu/0/msr is the host value of the CPU the vCPU runs on.
  */
-#define _GNU_SOURCE
-#include <sched.h>
 
 #include "force_spec_ctrl.h"
 
@@ -56,7 +54,6 @@ int main(void)
 	struct kvm_vm *vm;
 	__u64 baseline, host, read, eff, want, guest;
 	unsigned int i, j;
-	cpu_set_t cpus;
 	char backend[64];
 	int bad;
 
@@ -64,9 +61,7 @@ int main(void)
 	ksft_print_header();
 	ksft_set_plan(2 + ARRAY_SIZE(configs));
 
-	CPU_ZERO(&cpus);
-	CPU_SET(0, &cpus);
-	TEST_ASSERT(!sched_setaffinity(0, sizeof(cpus), &cpus), "pin to CPU 0");
+	fsc_pin_cpu0();
 
 	baseline = fsc_host_spec_ctrl();
 	ksft_test_result(baseline & (SPEC_CTRL_SSBD | SPEC_CTRL_STIBP),

@@ -7,7 +7,10 @@
  * (VMREAD/VMWRITE/VMRESUME). L2 measures the loop with its TSC (Bochs'
  * TSC counts emulated work). One line:
  *   KFSC-BENCH-NESTED label=<l> mode=<unloaded|idle|forcing> backend=<b>
- *                     l0_exits=E cycles_per_l2_exit=C
+ *                     l0_exits=E cycles_per_l2_exit=C rdmsr_per_l2_exit=R
+ *                     wrmsr_per_l2_exit=W vmcs_per_l2_exit=V
+ * (the host's IA32_SPEC_CTRL accesses, counted by the emulator: see
+ * force_spec_ctrl_exit_bench.c)
  * Usage: force_spec_ctrl_nested_bench LABEL MODE
  */
 #include "force_spec_ctrl.h"
@@ -60,10 +63,12 @@ int main(int argc, char *argv[])
 	struct kvm_vm *vm;
 	gva_t vmx_gva;
 	struct ucall uc;
+	struct fsc_counts c0, c1;
 
 	TEST_ASSERT(argc == 3, "usage: %s LABEL unloaded|idle|forcing", argv[0]);
 	mode = argv[2];
 	TEST_REQUIRE(kvm_cpu_has(X86_FEATURE_VMX));
+	fsc_pin_cpu0();
 
 	vm = vm_create_with_one_vcpu(&vcpu, l1_guest_code);
 	vcpu_alloc_vmx(vm, &vmx_gva);
@@ -72,12 +77,16 @@ int main(int argc, char *argv[])
 
 	fsc_sync(vcpu);		/* L1 ready to launch L2 */
 	exits = vcpu_get_stat(vcpu, exits);
+	fsc_host_counts(&c0);
 	cycles = fsc_sync(vcpu);
+	fsc_host_counts(&c1);
 	exits = vcpu_get_stat(vcpu, exits) - exits;
 	vcpu_run(vcpu);
 	TEST_ASSERT_EQ(get_ucall(vcpu, &uc), UCALL_DONE);
-	printf("KFSC-BENCH-NESTED label=%s mode=%s backend=%s l0_exits=%llu cycles_per_l2_exit=%llu\n",
-	       argv[1], mode, backend, exits, cycles / N);
+	printf("KFSC-BENCH-NESTED label=%s mode=%s backend=%s l0_exits=%llu cycles_per_l2_exit=%llu "
+	       "rdmsr_per_l2_exit=%.2f wrmsr_per_l2_exit=%.2f vmcs_per_l2_exit=%.2f\n",
+	       argv[1], mode, backend, exits, cycles / N, (double)(c1.rdmsr - c0.rdmsr) / N,
+	       (double)(c1.wrmsr - c0.wrmsr) / N, (double)(c1.vmcs - c0.vmcs) / N);
 	kvm_vm_free(vm);
 	return 0;
 }

@@ -16,8 +16,6 @@
  * Runs pinned to CPU 0, so that /dev/cpu/0/msr is the host copy of the
  * CPU the vCPU runs on.
  */
-#define _GNU_SOURCE
-#include <sched.h>
 #include <stdlib.h>
 
 #include "force_spec_ctrl.h"
@@ -46,14 +44,11 @@ int main(void)
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
 	__u64 v, r, host;
-	cpu_set_t cpus;
 
 	ksft_print_header();
 	ksft_set_plan(8);
 
-	CPU_ZERO(&cpus);
-	CPU_SET(0, &cpus);
-	TEST_ASSERT(!sched_setaffinity(0, sizeof(cpus), &cpus), "pin to CPU 0");
+	fsc_pin_cpu0();
 
 	ksft_test_result(kvm_cpu_has(X86_FEATURE_AMD_IBRS) && kvm_cpu_has(X86_FEATURE_AMD_STIBP) &&
 			 kvm_cpu_has(X86_FEATURE_AMD_SSBD) && this_cpu_has(X86_FEATURE_AMD_IBRS) &&
