@@ -27,7 +27,7 @@ mkdir -p "$work/iso/isolinux"
 cp /usr/lib/ISOLINUX/isolinux.bin /usr/lib/syslinux/modules/bios/ldlinux.c32 "$work/iso/isolinux/"
 cp "$KDIR/arch/x86/boot/bzImage" "$work/iso/bzImage"
 cp "$INITRD" "$work/iso/initrd.gz"
-# clearcpuid=amx_tile: the model offers AMX without XFD (PLATFORM.md).
+# clearcpuid=amx_tile: the model offers AMX without XFD (Documentation/platform.rst).
 # kfsc.seed: for the randomized tests, new each boot (Bochs is deterministic,
 # the guest's own randomness would repeat); KFSC_SEED replays a run.
 # KFSC_SEED may be given as the tests print it (0x...): the guest takes hex

@@ -13,7 +13,7 @@ apt_pkgs=(
 	# kernel build
 	build-essential flex bison libelf-dev libssl-dev bc kmod cpio dwarves file
 	python3 python3-venv perl git xz-utils rsync
-	# Rust for Linux, the versions of PLATFORM.md
+	# Rust for Linux, the versions of Documentation/platform.rst
 	rustc-web rust-web-src libstd-rust-web-dev rustfmt-web rust-web-clippy
 	cargo-web libclang-19-dev
 	# the debug kernel: Clang, for KASAN with Rust (kernel/debug.fragment)
@@ -101,7 +101,7 @@ if [ "$("$KFSC_CACHE/cargo/bin/bindgen" --version 2>/dev/null)" != "bindgen $KFS
 fi
 
 # virtme-ng in a venv of Debian's python3, pinned (the version of
-# PLATFORM.md's measurements).
+# measurements in Documentation/platform.rst).
 KFSC_VNG_VER=1.42
 if [ "$("$KFSC_CACHE/venv/bin/pip" show virtme-ng 2>/dev/null | sed -n 's/^Version: //p')" != "$KFSC_VNG_VER" ]; then
 	log "pip: installing virtme-ng $KFSC_VNG_VER"

@@ -21,7 +21,7 @@ KFSC_BINDGEN_VER=0.71.1
 KFSC_LLVM_DIR=/usr/lib/llvm-19
 KFSC_LLVM=$KFSC_LLVM_DIR/bin/
 
-# The toolchain of PLATFORM.md. rustup's ~/.cargo/bin must not be on PATH for
+# The toolchain of Documentation/platform.rst. rustup's ~/.cargo/bin must not be on PATH for
 # kernel builds: its rustc has no rust-src and would be picked as RUSTC.
 kfsc_kernel_env() {
 	PATH=$(printf '%s' "$PATH" | tr ':' '\n' | grep -v '/\.cargo/bin' | paste -sd:)
