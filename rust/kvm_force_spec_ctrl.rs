@@ -341,6 +341,17 @@ impl VcpuState {
 
 struct ForceSpecCtrl;
 
+/// A `KVM_ENABLE_CAP` request, or its error: `EOPNOTSUPP` for a bit to force
+/// on a host without a backend (nothing is supported there, and forcing is
+/// not possible at all rather than invalid: contract item 1), else `EINVAL`.
+fn parse(args: &[u64; 4], scope: Scope, vm: &VmState) -> Result<Request> {
+    match policy::parse_enable_cap(args, scope, vm.supported) {
+        Ok(request) => Ok(request),
+        Err(policy::Invalid::Unsupported) if vm.backend == Backend::None => Err(EOPNOTSUPP),
+        Err(_) => Err(EINVAL),
+    }
+}
+
 /// How long a debug-view read waits for the vCPU's next entry: a short spin
 /// (a kicked vCPU in KVM_RUN enters again within microseconds), then at most
 /// `SAMPLE_POLLS` sleeps of `SAMPLE_POLL` (100 ms in all) for a vCPU that
@@ -405,9 +416,9 @@ impl kvm::Provider for ForceSpecCtrl {
     }
 
     fn vm_enable_cap(vm: &kvm::Vm, state: ArcBorrow<'_, VmState>, args: &[u64; 4]) -> Result {
-        let config = match policy::parse_enable_cap(args, Scope::Vm, state.supported) {
-            Ok(Request::Set(config)) => config,
-            Ok(Request::Clear) | Err(_) => return Err(EINVAL),
+        let config = match parse(args, Scope::Vm, &state)? {
+            Request::Set(config) => config,
+            Request::Clear => return Err(EINVAL),
         };
         // KVM holds the VM's lock: SEV-ES cannot begin in between. Turning
         // forcing off stays possible, so that a VM configured before
@@ -452,10 +463,9 @@ impl kvm::Provider for ForceSpecCtrl {
         state: Pin<&VcpuState>,
         args: &[u64; 4],
     ) -> Result {
-        let own = match policy::parse_enable_cap(args, Scope::Vcpu, state.vm.supported) {
-            Ok(Request::Set(config)) => Some(config),
-            Ok(Request::Clear) => None,
-            Err(_) => return Err(EINVAL),
+        let own = match parse(args, Scope::Vcpu, &state.vm)? {
+            Request::Set(config) => Some(config),
+            Request::Clear => None,
         };
         if own.is_some_and(|c| c.is_active())
             && (state.vm.backend == Backend::None || vcpu.vm_protected_state())

@@ -9,13 +9,18 @@
  * back what it wrote.
  *
  * Also prints the cost of an update: IPIs ("CAL" in /proc/interrupts) and
- * VM exits per update (KFSC-FIGURE lines, read by make bench), and fails
- * when the updates did not kick the running vCPUs: the checks above read
- * the debug view, and every read kicks, so they alone could not see an
- * update that leaves a vCPU in the guest under the old configuration. An
- * update must send at least half an IPI per spinning vCPU on average (one
- * per vCPU in guest mode is what KVM_REQUEST_WAIT sends; measured 2.00 for
- * 2 vCPUs).
+ * VM exits per update (KFSC-FIGURE lines, read by make bench), and, on
+ * vmx-virt, fails when the updates did not kick the running vCPUs: the
+ * checks above read the debug view, and every read kicks, so they alone
+ * could not see an update that leaves a vCPU in the guest under the old
+ * configuration. On vmx-virt the vCPUs' MSR accesses do not exit, so they
+ * are in guest mode nearly all the time, and an update must send at least
+ * half an IPI per spinning vCPU on average (KVM_REQUEST_WAIT sends one per
+ * vCPU in guest mode; measured 2.00 and, on the debug kernel, 1.94 for 2
+ * vCPUs). The intercepting backends exit at every access, so a vCPU is
+ * often outside guest mode when an update comes, needs no IPI, and the
+ * count says nothing there (0.83 per update seen with vmx-intercept on the
+ * debug kernel): printed only.
  *
  * With -u 2 or more, that many host threads update the VM-wide
  * configuration at once, each checking every vCPU after each of its
@@ -335,6 +340,7 @@ int main(int argc, char *argv[])
 	struct kvm_vcpu *vcpus[MAX_VCPUS];
 	pthread_t threads[MAX_VCPUS];
 	__u64 ipis, exits = 0, gen;
+	char backend[64];
 	struct fsc_view v;
 	struct kvm_vm *vm;
 	int polls;
@@ -406,8 +412,9 @@ int main(int argc, char *argv[])
 	for (i = 0; i < nr_vcpus; i++)
 		exits -= vcpu_get_stat(vcpus[i], exits);
 	exits = -exits;
-	TEST_ASSERT(2 * ipis >= (__u64)measured * nr_vcpus,
-		    "%d updates sent %llu IPIs to %d spinning vCPUs: updates do not kick them",
+	fsc_debug_backend(vcpus[0], backend, sizeof(backend));
+	TEST_ASSERT(strcmp(backend, "vmx-virt") || 2 * ipis >= (__u64)measured * nr_vcpus,
+		    "%d updates sent %llu IPIs to %d spinning vCPUs on vmx-virt: updates do not kick them",
 		    measured, (unsigned long long)ipis, nr_vcpus);
 
 	/* Contract item 4, update by update. */
