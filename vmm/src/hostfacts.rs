@@ -10,6 +10,7 @@ use thiserror::Error;
 
 /// Why this host's facts could not be read.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum FactsError {
     /// The `msr` driver's file could not be read.
     #[error("{path}: {source} (load the msr module, run as root)")]

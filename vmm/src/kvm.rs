@@ -22,6 +22,7 @@ use vmm_sys_util::ioctl::ioctl_with_mut_ref;
 
 /// Why a `KVM_CAP_FORCE_SPEC_CTRL` call failed.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The capability is absent: the kvm_force_spec_ctrl module is not
     /// loaded, or has no backend on this host.
@@ -142,6 +143,41 @@ pub fn clear_vcpu(vcpu: &VcpuFd) -> Result<(), Error> {
         abi::KVM_FORCE_SPEC_CTRL_CLEAR,
     ))
     .map_err(|e| ioctl_err("KVM_FORCE_SPEC_CTRL_CLEAR on a vCPU", e))
+}
+
+/// `KVM_CAP_FORCE_SPEC_CTRL` as methods of kvm-ioctls' [`VmFd`], for VMMs
+/// that prefer `vm.set_force_spec_ctrl(config)` to [`set_vm`]`(&vm, config)`.
+pub trait VmFdExt {
+    /// Whether this VM is bound to the module ([`vm_available`]).
+    fn force_spec_ctrl_available(&self) -> bool;
+    /// The VM-wide configuration ([`set_vm`]).
+    fn set_force_spec_ctrl(&self, config: Config) -> Result<(), Error>;
+}
+
+impl VmFdExt for VmFd {
+    fn force_spec_ctrl_available(&self) -> bool {
+        vm_available(self)
+    }
+    fn set_force_spec_ctrl(&self, config: Config) -> Result<(), Error> {
+        set_vm(self, config)
+    }
+}
+
+/// `KVM_CAP_FORCE_SPEC_CTRL` as methods of kvm-ioctls' [`VcpuFd`].
+pub trait VcpuFdExt {
+    /// The vCPU's own configuration ([`set_vcpu`]).
+    fn set_force_spec_ctrl(&self, config: Config) -> Result<(), Error>;
+    /// Back to the VM-wide configuration ([`clear_vcpu`]).
+    fn clear_force_spec_ctrl(&self) -> Result<(), Error>;
+}
+
+impl VcpuFdExt for VcpuFd {
+    fn set_force_spec_ctrl(&self, config: Config) -> Result<(), Error> {
+        set_vcpu(self, config)
+    }
+    fn clear_force_spec_ctrl(&self) -> Result<(), Error> {
+        clear_vcpu(self)
+    }
 }
 
 /// Route the guest's accesses to the virtual mitigation MSRs (and its reads

@@ -22,24 +22,33 @@
 //! tables) and `kfsc-example-vmm` (a small VMM that runs a guest following
 //! the RFC's protocol on several vCPUs).
 //!
-//! Forcing BHI_DIS_S on for a whole VM, where the host can:
+//! Forcing BHI_DIS_S on for a whole VM, where the host can, and SSBD off on
+//! one vCPU:
 //!
 //! ```no_run
-//! use kvm_force_spec_ctrl_vmm::{kvm as fsc, spec_ctrl::bits};
+//! use kvm_force_spec_ctrl_vmm::kvm::{self as fsc, VcpuFdExt, VmFdExt};
+//! use kvm_force_spec_ctrl_vmm::spec_ctrl::bits;
 //! use kvm_ioctls::Kvm;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let kvm = Kvm::new()?;
 //! let vm = kvm.create_vm()?;
-//! if fsc::available(&kvm) && fsc::supported(&kvm)? & bits::BHI_DIS_S != 0 {
-//!     let supported = fsc::supported(&kvm)?;
-//!     let config = fsc::config(bits::BHI_DIS_S, bits::BHI_DIS_S, supported)?;
+//! let vcpu = vm.create_vcpu(0)?;
+//! let supported = if fsc::available(&kvm) { fsc::supported(&kvm)? } else { 0 };
+//! if supported & bits::BHI_DIS_S != 0 {
 //!     // Before the first KVM_RUN: the guest's first instruction runs forced.
-//!     fsc::set_vm(&vm, config)?;
+//!     vm.set_force_spec_ctrl(fsc::config(bits::BHI_DIS_S, bits::BHI_DIS_S, supported)?)?;
+//! }
+//! if supported & bits::SSBD != 0 {
+//!     // This vCPU's own configuration replaces the VM-wide one for it.
+//!     vcpu.set_force_spec_ctrl(fsc::config(bits::SSBD, 0, supported)?)?;
+//!     vcpu.clear_force_spec_ctrl()?;
 //! }
 //! # Ok(())
 //! # }
 //! ```
+
+#![deny(missing_docs)]
 
 /// The ABI numbers of `<linux/kvm_force_spec_ctrl.h>`, generated from that
 /// header by the project's `scripts/gen-abi.c` and committed (the project's

@@ -161,6 +161,7 @@ pub struct VcpuMsrState {
 
 /// Why a saved state cannot be restored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum RestoreError {
     /// The source reported mitigations the destination does not advertise:
     /// the pools differ.

@@ -135,6 +135,7 @@ pub struct Pool {
 
 /// Why hosts do not make a pool.
 #[derive(Debug, Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PoolError {
     /// Two different host models with one name.
     #[error("two different host models are named {0:?}")]
