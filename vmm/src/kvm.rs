@@ -180,27 +180,18 @@ impl VcpuFdExt for VcpuFd {
     }
 }
 
-/// Route the guest's accesses to the virtual mitigation MSRs (and its reads
-/// of IA32_ARCH_CAPABILITIES) to the VMM: `KVM_CAP_X86_USER_SPACE_MSR` for
-/// filtered MSRs, and a filter denying exactly [`FILTERED`]. Everything else
-/// stays KVM's.
-pub fn route_virtual_msrs(vm: &VmFd) -> Result<(), Error> {
-    if !vm.check_extension(Cap::X86UserSpaceMsr) || !vm.check_extension(Cap::X86MsrFilter) {
-        return Err(Error::Ioctl {
-            what: "KVM_CAP_X86_USER_SPACE_MSR/KVM_CAP_X86_MSR_FILTER",
-            source: io::Error::from_raw_os_error(libc::ENOTSUP),
-        });
-    }
-    let mut cap = kvm_enable_cap {
-        cap: kvm_bindings::KVM_CAP_X86_USER_SPACE_MSR,
-        ..Default::default()
-    };
-    cap.args[0] = u64::from(KVM_MSR_EXIT_REASON_FILTER);
-    vm.enable_cap(&cap)
-        .map_err(|e| ioctl_err("KVM_ENABLE_CAP(KVM_CAP_X86_USER_SPACE_MSR)", e))?;
-    // One bit per MSR; a clear bit denies the access.
-    let deny = [0u8; 1];
-    let ranges: Vec<MsrFilterRange<'_>> = FILTERED
+/// One bit per MSR of a filter range; a clear bit denies the access.
+static DENY: [u8; 1] = [0];
+
+/// The ranges of `KVM_X86_SET_MSR_FILTER` that send the guest's accesses to
+/// the virtual mitigation MSRs (and its reads of IA32_ARCH_CAPABILITIES) to
+/// the VMM ([`FILTERED`]), for a VMM that has MSRs of its own to filter: KVM
+/// keeps one filter per VM, so merge these into yours (with
+/// [`MsrFilterDefaultAction::ALLOW`] for the rest) rather than let
+/// [`route_virtual_msrs`] replace it. Filtered accesses exit to userspace only
+/// with [`enable_msr_exits`].
+pub fn virtual_msr_filter_ranges() -> Vec<MsrFilterRange<'static>> {
+    FILTERED
         .iter()
         .map(|&(base, nmsrs, read, write)| {
             let mut flags = MsrFilterRangeFlags::empty();
@@ -214,10 +205,39 @@ pub fn route_virtual_msrs(vm: &VmFd) -> Result<(), Error> {
                 flags,
                 base,
                 msr_count: nmsrs,
-                bitmap: &deny,
+                bitmap: &DENY,
             }
         })
-        .collect();
-    vm.set_msr_filter(MsrFilterDefaultAction::ALLOW, &ranges)
+        .collect()
+}
+
+/// `KVM_CAP_X86_USER_SPACE_MSR` for filtered MSRs: an access the filter
+/// denies exits to userspace (`VcpuExit::X86Rdmsr`/`X86Wrmsr`) instead of
+/// raising #GP. A VMM that already enables it for other reasons needs only
+/// [`KVM_MSR_EXIT_REASON_FILTER`] among its reasons.
+pub fn enable_msr_exits(vm: &VmFd) -> Result<(), Error> {
+    if !vm.check_extension(Cap::X86UserSpaceMsr) || !vm.check_extension(Cap::X86MsrFilter) {
+        return Err(Error::Ioctl {
+            what: "KVM_CAP_X86_USER_SPACE_MSR/KVM_CAP_X86_MSR_FILTER",
+            source: io::Error::from_raw_os_error(libc::ENOTSUP),
+        });
+    }
+    let mut cap = kvm_enable_cap {
+        cap: kvm_bindings::KVM_CAP_X86_USER_SPACE_MSR,
+        ..Default::default()
+    };
+    cap.args[0] = u64::from(KVM_MSR_EXIT_REASON_FILTER);
+    vm.enable_cap(&cap)
+        .map_err(|e| ioctl_err("KVM_ENABLE_CAP(KVM_CAP_X86_USER_SPACE_MSR)", e))
+}
+
+/// Route the guest's accesses to the virtual mitigation MSRs (and its reads
+/// of IA32_ARCH_CAPABILITIES) to the VMM, for a VMM without an MSR filter of
+/// its own: [`enable_msr_exits`], then a filter denying exactly
+/// [`virtual_msr_filter_ranges`], which replaces any filter the VM had.
+/// Everything else stays KVM's.
+pub fn route_virtual_msrs(vm: &VmFd) -> Result<(), Error> {
+    enable_msr_exits(vm)?;
+    vm.set_msr_filter(MsrFilterDefaultAction::ALLOW, &virtual_msr_filter_ranges())
         .map_err(|e| ioctl_err("KVM_X86_SET_MSR_FILTER", e))
 }
