@@ -23,8 +23,8 @@
 //!   copy is the host's own value with the masked bits replaced by the
 //!   forced value (KVM computes it before each VMRUN, loads it after CLGI
 //!   and restores the host's own after #VMEXIT), so the host's own STIBP
-//!   and SSBD stay in force outside the mask, as on stock KVM. Without a bit forced off, the guest copy is
-//!   the guest view, passed through: guest accesses do not exit, and
+//!   and SSBD stay in force outside the mask, as on stock KVM. Without a bit
+//!   forced off, the guest copy is the guest view, passed through: guest accesses do not exit, and
 //!   `view | value` is `effective(view)` because every masked bit is forced
 //!   on. With a bit forced off, guest accesses exit as in `svm-intercept`
 //!   and the guest copy holds `effective(view)`, which includes `value`.

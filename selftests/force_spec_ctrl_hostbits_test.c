@@ -39,6 +39,18 @@ static void guest_code(void)
 	}
 }
 
+/* Whether the host, back from the guest, runs with its own value again. */
+static bool host_restored(const char *what, __u64 baseline)
+{
+	__u64 host = fsc_host_spec_ctrl();
+
+	if (host == baseline)
+		return true;
+	ksft_print_msg("%s: after an exit the host runs with 0x%llx, not its own 0x%llx\n",
+		       what, (unsigned long long)host, (unsigned long long)baseline);
+	return false;
+}
+
 int main(void)
 {
 	const struct {
@@ -52,7 +64,7 @@ int main(void)
 	};
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
-	__u64 baseline, host, read, eff, want, guest;
+	__u64 baseline, read, eff, want, guest;
 	unsigned int i, j;
 	char backend[64];
 	int bad;
@@ -78,25 +90,14 @@ int main(void)
 			guest = guest_writes[j];
 			read = fsc_sync(vcpu);
 			/* Back from the guest: the host's own value again. */
-			host = fsc_host_spec_ctrl();
+			bad += !host_restored(configs[i].name, baseline);
 			eff = fsc_next_entry_effective(vcpu);
+			bad += !host_restored(configs[i].name, baseline);
 			want = (guest & ~mask) | (value & mask) | (baseline & ~mask);
-			if (host != baseline) {
-				ksft_print_msg("%s: after an exit the host runs with 0x%llx, not its own 0x%llx\n",
-					       configs[i].name, (unsigned long long)host,
-					       (unsigned long long)baseline);
-				bad++;
-			}
-			if (fsc_host_spec_ctrl() != baseline) {
-				ksft_print_msg("%s: after an exit the host runs with 0x%llx, not its own 0x%llx\n",
-					       configs[i].name, (unsigned long long)fsc_host_spec_ctrl(),
-					       (unsigned long long)baseline);
-				bad++;
-			}
 			if (read != guest || eff != want) {
 				ksft_print_msg("%s: guest wrote 0x%llx, read 0x%llx; host 0x%llx; in force 0x%llx, want 0x%llx\n",
 					       configs[i].name, (unsigned long long)guest,
-					       (unsigned long long)read, (unsigned long long)host,
+					       (unsigned long long)read, (unsigned long long)baseline,
 					       (unsigned long long)eff, (unsigned long long)want);
 				bad++;
 			}
