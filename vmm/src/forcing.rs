@@ -1,23 +1,27 @@
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 
-//! A vCPU's forcing: the operator's VM-wide configuration combined with what
-//! the pool policy forces for the vCPU's own report. Pure.
+//! What each vCPU of a VM runs with: the operator's VM-wide configuration,
+//! what the pool policy forces on this host for every guest
+//! ([`crate::pool::Pool::default_policy`]), and what it forces for each
+//! vCPU's own report through the virtual MSRs. Pure.
 //!
-//! The rule: **the operator's explicit bits win**. Bits the operator's mask
-//! covers keep the operator's value, whatever the guest reports (an operator
-//! may force `BHI_DIS_S` off for a guest OS that suffers from it, and must
-//! not be overridden by that guest); the report adds forced-on bits only
-//! where the operator left the bit to the guest. A report bit the operator
-//! forced off is a *conflict*, returned so that the VMM can log it.
+//! The rules:
 //!
-//! KVM's per-vCPU configuration replaces the VM-wide one entirely, so a vCPU
-//! whose report adds nothing gets no configuration of its own
-//! ([`VcpuForcing::FollowVm`]: `KVM_FORCE_SPEC_CTRL_CLEAR`), and follows the
-//! operator's later VM-wide changes by itself; a vCPU with its own
-//! configuration is recomputed by the VMM when the operator changes the
-//! VM-wide one ([`combine`] again).
+//! - **The operator's explicit bits win.** Bits the operator's mask covers
+//!   keep the operator's value whatever the policy or the guest's report
+//!   wants (an operator may force `BHI_DIS_S` off for a guest OS that
+//!   suffers from it); a bit the policy needs on that the operator forced
+//!   off is a *conflict*, returned so that the VMM can log it.
+//! - **Reports refine, never weaken**: a vCPU's report adds forced-on bits
+//!   to the pool default, and takes none away.
+//! - KVM's per-vCPU configuration *replaces* the VM-wide one, so a vCPU
+//!   whose report adds nothing gets no configuration of its own and follows
+//!   the VM-wide one; [`VmForcing`] turns every change into the per-vCPU
+//!   actions that keep each vCPU on the right configuration.
 
-use crate::spec_ctrl::Config;
+use crate::config::{Config, SpecCtrl};
+use std::collections::BTreeMap;
+use thiserror::Error;
 
 /// What a vCPU must be configured with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,37 +32,344 @@ pub enum VcpuForcing {
     Own(Config),
 }
 
-/// The combination, and the report bits the operator overrode.
+/// A combination, and the bits the operator overrode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Combined {
-    /// The vCPU's configuration.
-    pub forcing: VcpuForcing,
-    /// Bits the report needs on that the operator forced off.
-    pub conflicts: u64,
+pub struct Combined<T> {
+    /// The result.
+    pub forcing: T,
+    /// Bits the policy needs on that the operator forced off.
+    pub conflicts: SpecCtrl,
 }
 
-/// Combine the operator's VM-wide `operator` with `report_forced`, the bits
-/// the pool policy forces on this host for the vCPU's report.
-pub fn combine(operator: Config, report_forced: u64) -> Combined {
-    let extra = report_forced & !operator.mask();
-    let conflicts = report_forced & operator.mask() & !operator.value();
-    let forcing = if extra == 0 {
+/// `base` with the bits of `on` forced on where `base` leaves them to the
+/// guest; the bits of `on` that `base` forces off are conflicts.
+fn add_on(base: Config, on: SpecCtrl) -> (Config, SpecCtrl, SpecCtrl) {
+    let extra = on - base.mask();
+    let conflicts = (on & base.mask()) - base.value();
+    let mask = base.mask() | extra;
+    let value = base.value() | extra;
+    // `extra` is outside base's mask and on in both: value stays in mask.
+    let c = Config::new(mask, value).unwrap_or(base);
+    (c, extra, conflicts)
+}
+
+/// The VM-wide configuration: the operator's, plus `pool_forced` (the pool
+/// policy's bits for this host) where the operator leaves a bit free.
+pub fn vm_config(operator: Config, pool_forced: SpecCtrl) -> Combined<Config> {
+    let (c, _, conflicts) = add_on(operator, pool_forced);
+    Combined {
+        forcing: c,
+        conflicts,
+    }
+}
+
+/// A vCPU's forcing, given the VM-wide configuration `vm` and
+/// `report_forced`, the bits the pool policy forces for the vCPU's report.
+pub fn combine(vm: Config, report_forced: SpecCtrl) -> Combined<VcpuForcing> {
+    let (c, extra, conflicts) = add_on(vm, report_forced);
+    let forcing = if extra.is_empty() {
         VcpuForcing::FollowVm
     } else {
-        // `extra` is outside the operator's mask and forced on in both, so
-        // the value stays inside the mask.
-        match Config::new(operator.mask() | extra, operator.value() | extra) {
-            Some(c) => VcpuForcing::Own(c),
-            None => VcpuForcing::FollowVm,
-        }
+        VcpuForcing::Own(c)
     };
     Combined { forcing, conflicts }
 }
 
 /// What the vCPU runs with, given the VM-wide configuration.
-pub fn effective_config(operator: Config, f: VcpuForcing) -> Config {
+pub fn effective_config(vm: Config, f: VcpuForcing) -> Config {
     match f {
-        VcpuForcing::FollowVm => operator,
+        VcpuForcing::FollowVm => vm,
         VcpuForcing::Own(c) => c,
+    }
+}
+
+/// One step for the VMM to run, in the order given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// `VmFdExt::set_force_spec_ctrl(config)`.
+    SetVm(Config),
+    /// `VcpuFdExt::set_force_spec_ctrl(config)` on vCPU `vcpu` (on its
+    /// thread, or with it kicked out of `KVM_RUN`).
+    SetVcpu {
+        /// The vCPU's id.
+        vcpu: u32,
+        /// Its own configuration.
+        config: Config,
+    },
+    /// `VcpuFdExt::clear_force_spec_ctrl()` on vCPU `vcpu`.
+    ClearVcpu {
+        /// The vCPU's id.
+        vcpu: u32,
+    },
+}
+
+/// A [`VmForcing`] call on a vCPU it does not know, or knows already.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ForcingError {
+    /// No vCPU with this id was added.
+    #[error("vCPU {0} was never added to the VM's forcing state (VmForcing::add_vcpu)")]
+    NoSuchVcpu(u32),
+}
+
+/// The forcing state of a VM: the operator's configuration, the pool
+/// policy's bits for this host, and each vCPU's report.
+///
+/// Every change returns the [`Action`]s that bring KVM to the new state, in
+/// an order that never leaves a vCPU running with less than both the old
+/// and the new state force on it: vCPUs that get (or keep) a configuration
+/// of their own are set before the VM-wide change, vCPUs that go back to
+/// following the VM are cleared after it.
+///
+/// # Invariants
+///
+/// For every vCPU, `applied` is what the returned actions, once run, leave
+/// in KVM: `combine(vm, report).forcing`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmForcing {
+    operator: Config,
+    pool_forced: SpecCtrl,
+    vcpus: BTreeMap<u32, VcpuState>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct VcpuState {
+    report_forced: SpecCtrl,
+    applied: VcpuForcing,
+}
+
+impl VmForcing {
+    /// A VM without vCPUs. The first actions to run, before the first
+    /// `KVM_RUN`, are `[Action::SetVm(self.vm_config())]`.
+    pub fn new(operator: Config, pool_forced: SpecCtrl) -> VmForcing {
+        VmForcing {
+            operator,
+            pool_forced,
+            vcpus: BTreeMap::new(),
+        }
+    }
+
+    /// The VM-wide configuration KVM has.
+    pub fn vm_config(&self) -> Config {
+        vm_config(self.operator, self.pool_forced).forcing
+    }
+
+    /// Bits the pool policy needs that the operator forces off.
+    pub fn conflicts(&self) -> SpecCtrl {
+        vm_config(self.operator, self.pool_forced).conflicts
+    }
+
+    /// What vCPU `vcpu` runs with.
+    pub fn vcpu_config(&self, vcpu: u32) -> Result<Config, ForcingError> {
+        let v = self
+            .vcpus
+            .get(&vcpu)
+            .ok_or(ForcingError::NoSuchVcpu(vcpu))?;
+        Ok(effective_config(self.vm_config(), v.applied))
+    }
+
+    /// A vCPU created (or created again: QEMU and others park a vCPU's fd
+    /// on unplug and reuse it, and KVM keeps its configuration), with no
+    /// report: it follows the VM-wide configuration.
+    pub fn add_vcpu(&mut self, vcpu: u32) -> Vec<Action> {
+        // INVARIANT: a fresh vCPU follows the VM once ClearVcpu ran.
+        self.vcpus.insert(
+            vcpu,
+            VcpuState {
+                report_forced: SpecCtrl::empty(),
+                applied: VcpuForcing::FollowVm,
+            },
+        );
+        vec![Action::ClearVcpu { vcpu }]
+    }
+
+    /// A vCPU removed.
+    pub fn remove_vcpu(&mut self, vcpu: u32) -> Result<(), ForcingError> {
+        self.vcpus
+            .remove(&vcpu)
+            .map(|_| ())
+            .ok_or(ForcingError::NoSuchVcpu(vcpu))
+    }
+
+    /// vCPU `vcpu`'s report changed; `report_forced` is what the pool
+    /// policy forces on this host for it.
+    pub fn set_report(
+        &mut self,
+        vcpu: u32,
+        report_forced: SpecCtrl,
+    ) -> Result<Vec<Action>, ForcingError> {
+        let v = self
+            .vcpus
+            .get_mut(&vcpu)
+            .ok_or(ForcingError::NoSuchVcpu(vcpu))?;
+        v.report_forced = report_forced;
+        Ok(self.sync(None))
+    }
+
+    /// The operator's VM-wide configuration changed.
+    pub fn set_operator(&mut self, operator: Config) -> Vec<Action> {
+        let old = self.vm_config();
+        self.operator = operator;
+        self.sync(Some(old))
+    }
+
+    /// The pool policy's bits for this host changed (the VM arrived on
+    /// another host, or the pool changed).
+    pub fn set_pool_forced(&mut self, pool_forced: SpecCtrl) -> Vec<Action> {
+        let old = self.vm_config();
+        self.pool_forced = pool_forced;
+        self.sync(Some(old))
+    }
+
+    /// The actions from the applied state to the wanted one; `old_vm` is
+    /// the VM-wide configuration before a change of it.
+    fn sync(&mut self, old_vm: Option<Config>) -> Vec<Action> {
+        let vm = self.vm_config();
+        let mut before = Vec::new();
+        let mut after = Vec::new();
+        for (&vcpu, v) in self.vcpus.iter_mut() {
+            let want = combine(vm, v.report_forced).forcing;
+            match want {
+                VcpuForcing::Own(config) if v.applied != want => {
+                    before.push(Action::SetVcpu { vcpu, config })
+                }
+                VcpuForcing::FollowVm if v.applied != want => {
+                    after.push(Action::ClearVcpu { vcpu })
+                }
+                _ => {}
+            }
+            // INVARIANT: the actions returned bring KVM to `want`.
+            v.applied = want;
+        }
+        if old_vm.is_some_and(|old| old != vm) {
+            before.push(Action::SetVm(vm));
+        }
+        before.extend(after);
+        before
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// KVM as the actions leave it: the VM-wide configuration and each
+    /// vCPU's own one.
+    #[derive(Default)]
+    struct Kvm {
+        vm: Config,
+        own: BTreeMap<u32, Config>,
+    }
+
+    impl Kvm {
+        fn run(&mut self, actions: &[Action]) {
+            for a in actions {
+                match *a {
+                    Action::SetVm(c) => self.vm = c,
+                    Action::SetVcpu { vcpu, config } => {
+                        self.own.insert(vcpu, config);
+                    }
+                    Action::ClearVcpu { vcpu } => {
+                        self.own.remove(&vcpu);
+                    }
+                }
+            }
+        }
+        fn of(&self, vcpu: u32) -> Config {
+            self.own.get(&vcpu).copied().unwrap_or(self.vm)
+        }
+    }
+
+    fn spec() -> impl Strategy<Value = SpecCtrl> {
+        any::<u64>().prop_map(SpecCtrl::from_bits_truncate)
+    }
+
+    fn config() -> impl Strategy<Value = Config> {
+        (spec(), spec()).prop_map(|(m, v)| Config::new(m, v & m).unwrap())
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Operator(Config),
+        Pool(SpecCtrl),
+        Report(u32, SpecCtrl),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            config().prop_map(Op::Operator),
+            spec().prop_map(Op::Pool),
+            (0u32..4, spec()).prop_map(|(v, s)| Op::Report(v, s)),
+        ]
+    }
+
+    proptest! {
+        /// After any sequence of changes, each vCPU runs with exactly the
+        /// operator's bits, plus the pool's and its report's where the
+        /// operator leaves them free; and during the actions of one change
+        /// no vCPU ever runs with a bit forced on in both the old and the
+        /// new state missing.
+        #[test]
+        fn no_vcpu_left_stale(operator in config(), pool in spec(), ops in proptest::collection::vec(op(), 0..12)) {
+            let mut f = VmForcing::new(operator, pool);
+            let mut kvm = Kvm::default();
+            kvm.run(&[Action::SetVm(f.vm_config())]);
+            let mut reports = BTreeMap::new();
+            for v in 0..4 {
+                kvm.run(&f.add_vcpu(v));
+                reports.insert(v, SpecCtrl::empty());
+            }
+            for op in ops {
+                let old: Vec<Config> = (0..4).map(|v| kvm.of(v)).collect();
+                let actions = match op {
+                    Op::Operator(c) => f.set_operator(c),
+                    Op::Pool(p) => f.set_pool_forced(p),
+                    Op::Report(v, s) => {
+                        reports.insert(v, s);
+                        f.set_report(v, s).unwrap()
+                    }
+                };
+                let new: Vec<Config> = (0..4).map(|v| f.vcpu_config(v).unwrap()).collect();
+                for a in &actions {
+                    kvm.run(std::slice::from_ref(a));
+                    for v in 0..4u32 {
+                        let (o, n, now) = (old[v as usize], new[v as usize], kvm.of(v));
+                        let on_in_both = (o.value() & n.value()) - now.mask();
+                        let on_both_missing = on_in_both | ((o.value() & n.value()) - now.value());
+                        prop_assert!(on_both_missing.is_empty(), "vCPU {} ran {:?} between {:?} and {:?}", v, now, o, n);
+                    }
+                }
+                for v in 0..4u32 {
+                    let want_vm = vm_config(f.operator, f.pool_forced).forcing;
+                    let extra = reports[&v] - want_vm.mask();
+                    let want = Config::new(want_vm.mask() | extra, want_vm.value() | extra).unwrap();
+                    prop_assert_eq!(kvm.of(v), want);
+                    prop_assert_eq!(f.vcpu_config(v).unwrap(), want);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn operator_wins_and_conflicts_are_reported() {
+        let operator = Config::new(SpecCtrl::BHI_DIS_S, SpecCtrl::empty()).unwrap();
+        let f = VmForcing::new(operator, SpecCtrl::BHI_DIS_S | SpecCtrl::RRSBA_DIS_S);
+        assert_eq!(f.conflicts(), SpecCtrl::BHI_DIS_S);
+        assert_eq!(f.vm_config().value(), SpecCtrl::RRSBA_DIS_S);
+        assert_eq!(
+            f.vm_config().mask(),
+            SpecCtrl::BHI_DIS_S | SpecCtrl::RRSBA_DIS_S
+        );
+    }
+
+    #[test]
+    fn unknown_vcpu() {
+        let mut f = VmForcing::new(Config::OFF, SpecCtrl::empty());
+        assert_eq!(
+            f.set_report(3, SpecCtrl::IBRS),
+            Err(ForcingError::NoSuchVcpu(3))
+        );
+        assert_eq!(f.remove_vcpu(3), Err(ForcingError::NoSuchVcpu(3)));
     }
 }

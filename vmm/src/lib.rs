@@ -7,16 +7,21 @@
 //! per VM and per vCPU, changeable at runtime. The policy is the VMM's, as
 //! the KVM maintainer asked in the review of Intel's RFC:
 //!
-//! - [`kvm`]: the ABI, typed.
+//! - [`SpecCtrl`], [`Config`]: IA32_SPEC_CTRL bits and what to force.
+//! - [`kvm`]: the ABI, typed, as extension traits on kvm-ioctls' `VmFd` and
+//!   `VcpuFd`, and the host's facts as KVM reports them.
+//! - [`forcing`]: [`forcing::VmForcing`] turns the operator's VM-wide
+//!   configuration, the pool default and each vCPU's report into the
+//!   per-vCPU actions to run (pure).
+//! - [`defaults`]: the default policy for guests that report nothing: from
+//!   the CPU model the guest is given and every host's facts, what each host
+//!   forces and what the model should advertise (pure).
 //! - [`msr`]: Intel's virtual mitigation MSRs, emulated per vCPU through
 //!   KVM's MSR filter and userspace MSR exits; the guest reports the
-//!   software mitigations it uses.
-//! - [`pool`]: which virtual-MSR support to advertise and which bits to
-//!   force for a report, so that the mitigation stays effective on every
-//!   host of the guest's migration pool (pure).
-//! - [`forcing`]: a vCPU's report combined with the operator's VM-wide
-//!   configuration (pure).
-//! - [`hostfacts`]: this host's facts, for the pool files.
+//!   software mitigations it uses (pure).
+//! - [`msr_filter`]: the MSR filter those need, to merge into the VMM's own.
+//! - [`pool`]: host facts, pools, and what to force for a report (pure).
+//! - [`hostfacts`]: this host's facts, from KVM.
 //!
 //! The binaries (feature `cli`): `kfsc-policy` (host facts, pools, decision
 //! tables) and `kfsc-example-vmm` (a small VMM that runs a guest following
@@ -27,23 +32,21 @@
 //!
 //! ```no_run
 //! use kvm_force_spec_ctrl_vmm::kvm::{self as fsc, VcpuFdExt, VmFdExt};
-//! use kvm_force_spec_ctrl_vmm::spec_ctrl::bits;
+//! use kvm_force_spec_ctrl_vmm::{Config, SpecCtrl};
 //! use kvm_ioctls::Kvm;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let kvm = Kvm::new()?;
 //! let vm = kvm.create_vm()?;
 //! let vcpu = vm.create_vcpu(0)?;
-//! let supported = if fsc::available(&kvm) { fsc::supported(&kvm)? } else { 0 };
-//! if supported & bits::BHI_DIS_S != 0 {
-//!     // Before the first KVM_RUN: the guest's first instruction runs forced.
-//!     vm.set_force_spec_ctrl(fsc::config(bits::BHI_DIS_S, bits::BHI_DIS_S, supported)?)?;
-//! }
-//! if supported & bits::SSBD != 0 {
-//!     // This vCPU's own configuration replaces the VM-wide one for it.
-//!     vcpu.set_force_spec_ctrl(fsc::config(bits::SSBD, 0, supported)?)?;
-//!     vcpu.clear_force_spec_ctrl()?;
-//! }
+//! let supported = fsc::supported(&kvm)?;
+//! // Before the first KVM_RUN: the guest's first instruction runs forced.
+//! let bhi = Config::force_on(SpecCtrl::BHI_DIS_S & supported);
+//! vm.set_force_spec_ctrl(bhi)?;
+//! // This vCPU's own configuration replaces the VM-wide one for it.
+//! let ssbd_off = Config::new(SpecCtrl::SSBD, SpecCtrl::empty())?.check_supported(supported)?;
+//! vcpu.set_force_spec_ctrl(ssbd_off)?;
+//! vcpu.clear_force_spec_ctrl()?;
 //! # Ok(())
 //! # }
 //! ```
@@ -54,12 +57,23 @@
 /// header by the project's `scripts/gen-abi.c` and committed (the project's
 /// `make check` fails when they drift apart).
 pub mod abi;
+mod config;
+pub mod defaults;
 pub mod forcing;
 pub mod hostfacts;
 pub mod kvm;
 pub mod msr;
+pub mod msr_filter;
 pub mod pool;
-/// IA32_SPEC_CTRL bits, [`spec_ctrl::Config`] and its validation: a copy of
-/// the kernel module's own pure policy file (the project's `make check`
-/// fails when they differ), so that both sides agree.
-pub mod spec_ctrl;
+// The kernel module's own pure policy file, copied (the project's `make
+// check` fails when they differ) so that both sides validate alike; the
+// module's internal types stay private.
+#[allow(dead_code)]
+mod spec_ctrl;
+
+pub use config::{Config, ConfigError, SpecCtrl, UnknownBits};
+
+/// The README's example, compiled as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

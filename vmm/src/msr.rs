@@ -35,6 +35,11 @@ pub const MSR_VIRTUAL_MITIGATION_CTRL: u32 = 0x5000_0002;
 
 /// Bits of `IA32_ARCH_CAPABILITIES` the project reads or sets.
 pub mod arch_cap {
+    /// Enhanced IBRS: IBRS set once protects until cleared (bit 1).
+    pub const IBRS_ALL: u64 = 1 << 1;
+    /// RSB Alternate: on RSB underflow, RET may be predicted from the BTB
+    /// (bit 2; Skylake-family parts), which retpoline does not cover.
+    pub const RSBA: u64 = 1 << 2;
     /// RSB underflow may fall back to alternate predictors (retpoline is
     /// then not a complete mitigation).
     pub const RRSBA: u64 = 1 << 19;
@@ -152,20 +157,44 @@ pub const FILTERED: [(u32, u32, bool, bool); 2] = [
     (MSR_VIRTUAL_ENUMERATION, 3, true, true),
 ];
 
-/// The state of one vCPU's virtual MSRs that migrates with it.
+/// The state of one vCPU's virtual MSRs that migrates with it: the guest's
+/// report, and what the guest was told (the advertisement and
+/// IA32_ARCH_CAPABILITIES), so that a destination telling it anything else
+/// refuses the state instead of changing the guest's CPU under it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct VcpuMsrState {
     /// `MSR_VIRTUAL_MITIGATION_CTRL`.
     pub mitigation_ctrl: u64,
+    /// `MSR_VIRTUAL_MITIGATION_ENUM` as advertised to the guest.
+    pub advertised: u64,
+    /// IA32_ARCH_CAPABILITIES as the guest reads it, bit 63 included.
+    pub arch_capabilities: u64,
 }
 
-/// Why a saved state cannot be restored.
+/// Why a saved state cannot be restored; the destination's vCPU is left as
+/// it was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum RestoreError {
-    /// The source reported mitigations the destination does not advertise:
-    /// the pools differ.
-    #[error("reported mitigations {0:#x} are not advertised here")]
+    /// The source advertised other mitigations than this destination.
+    #[error("the guest was told MSR_VIRTUAL_MITIGATION_ENUM={source_adv:#x}, this host advertises {here:#x}: give every host of the pool the same decision (kfsc-policy table)")]
+    AdvertisementChanged {
+        /// What the source advertised.
+        source_adv: u64,
+        /// What this destination advertises.
+        here: u64,
+    },
+    /// The guest read another IA32_ARCH_CAPABILITIES on the source.
+    #[error("the guest read IA32_ARCH_CAPABILITIES={source_value:#x}, this host's CPU model gives {here:#x}: use one CPU model (template) on every host of the pool")]
+    ArchCapabilitiesChanged {
+        /// What the guest read on the source.
+        source_value: u64,
+        /// What it would read here.
+        here: u64,
+    },
+    /// The report holds mitigations that are not advertised.
+    #[error("reported mitigations {0:#x} are not advertised")]
     NotAdvertised(u64),
 }
 
@@ -179,12 +208,20 @@ pub struct VcpuMsrs {
     adv: Advertised,
     /// KVM's `IA32_ARCH_CAPABILITIES` for the vCPU, without bit 63.
     arch_capabilities: u64,
-    state: VcpuMsrState,
+    state: Report,
+}
+
+/// The guest's report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Report {
+    mitigation_ctrl: u64,
 }
 
 impl VcpuMsrs {
-    /// A vCPU at reset. `arch_capabilities` is KVM's value for the vCPU
-    /// (`KVM_GET_MSRS`), which the guest otherwise reads.
+    /// A vCPU at reset. `arch_capabilities` is IA32_ARCH_CAPABILITIES of the
+    /// VMM's *final* CPU model for the vCPU (after its CPU template or
+    /// profile; e.g. `VcpuFdExt::arch_capabilities` once the VMM has set
+    /// it), which the guest would read without the virtual MSRs.
     pub fn new(adv: Advertised, arch_capabilities: u64) -> Self {
         // INVARIANT: the state starts at 0.
         VcpuMsrs {
@@ -192,14 +229,14 @@ impl VcpuMsrs {
                 mitigations: adv.mitigations & MITIGATION_BITS,
             },
             arch_capabilities: arch_capabilities & !arch_cap::VIRTUAL_ENUM,
-            state: VcpuMsrState::default(),
+            state: Report::default(),
         }
     }
 
     /// RESET or INIT: `MSR_VIRTUAL_MITIGATION_CTRL` is 0 again.
     pub fn reset(&mut self) -> WriteEffect {
         let had = self.state.mitigation_ctrl;
-        self.state = VcpuMsrState::default();
+        self.state = Report::default();
         if had != 0 {
             WriteEffect::Report(0)
         } else {
@@ -255,19 +292,44 @@ impl VcpuMsrs {
         }
     }
 
+    /// IA32_ARCH_CAPABILITIES as the guest reads it.
+    pub fn guest_arch_capabilities(&self) -> u64 {
+        match self.read(MSR_IA32_ARCH_CAPABILITIES) {
+            Ok(v) => v,
+            Err(_) => self.arch_capabilities,
+        }
+    }
+
     /// The state to migrate.
-    pub const fn save(&self) -> VcpuMsrState {
-        self.state
+    pub fn save(&self) -> VcpuMsrState {
+        VcpuMsrState {
+            mitigation_ctrl: self.state.mitigation_ctrl,
+            advertised: self.adv.mitigations,
+            arch_capabilities: self.guest_arch_capabilities(),
+        }
     }
 
     /// Take a migrated state; on error nothing changes.
     pub fn restore(&mut self, state: VcpuMsrState) -> Result<WriteEffect, RestoreError> {
+        if state.advertised != self.adv.mitigations {
+            return Err(RestoreError::AdvertisementChanged {
+                source_adv: state.advertised,
+                here: self.adv.mitigations,
+            });
+        }
+        let here = self.guest_arch_capabilities();
+        if state.arch_capabilities != here {
+            return Err(RestoreError::ArchCapabilitiesChanged {
+                source_value: state.arch_capabilities,
+                here,
+            });
+        }
         let extra = state.mitigation_ctrl & !self.adv.mitigations;
         if extra != 0 {
             return Err(RestoreError::NotAdvertised(extra));
         }
         // INVARIANT: checked just above.
-        self.state = state;
+        self.state.mitigation_ctrl = state.mitigation_ctrl;
         Ok(WriteEffect::Report(state.mitigation_ctrl))
     }
 }

@@ -34,17 +34,50 @@
 //!   there) leaves the mitigation **unprotected** on that host: the table
 //!   shows it, and the operator should not migrate such guests there.
 
+use crate::config::SpecCtrl;
 use crate::msr::{arch_cap, mitigations, Mitigation, MITIGATION_BITS};
-use crate::spec_ctrl::bits;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// CPUID.(EAX=7,ECX=2):EDX bits the policy reads.
 pub mod cpuid_7_2_edx {
+    /// `IA32_SPEC_CTRL.PSFD` exists.
+    pub const PSFD: u32 = 1 << 0;
+    /// `IA32_SPEC_CTRL.IPRED_DIS_U/S` exist.
+    pub const IPRED_CTRL: u32 = 1 << 1;
     /// `IA32_SPEC_CTRL.RRSBA_DIS_U/S` exist.
     pub const RRSBA_CTRL: u32 = 1 << 2;
+    /// `IA32_SPEC_CTRL.DDPD_U` exists.
+    pub const DDPD_U: u32 = 1 << 3;
     /// `IA32_SPEC_CTRL.BHI_DIS_S` exists.
     pub const BHI_CTRL: u32 = 1 << 4;
+}
+
+/// The IA32_SPEC_CTRL bits a CPU with this CPUID.(EAX=7,ECX=2):EDX has:
+/// IBRS, STIBP and SSBD (every part the pools hold enumerates them in
+/// CPUID.(EAX=7,ECX=0):EDX), and each bit whose control EDX enumerates.
+/// Intel SDM vol. 4, table 2-2, MSR 48H; the same rule as Xen's
+/// `msr_spec_ctrl_valid_bits()`.
+pub fn enumerated_spec_ctrl(cpuid_7_2_edx: u32) -> SpecCtrl {
+    let mut s = SpecCtrl::IBRS | SpecCtrl::STIBP | SpecCtrl::SSBD;
+    for (feature, bits) in [
+        (cpuid_7_2_edx::PSFD, SpecCtrl::PSFD),
+        (
+            cpuid_7_2_edx::IPRED_CTRL,
+            SpecCtrl::IPRED_DIS_U | SpecCtrl::IPRED_DIS_S,
+        ),
+        (
+            cpuid_7_2_edx::RRSBA_CTRL,
+            SpecCtrl::RRSBA_DIS_U | SpecCtrl::RRSBA_DIS_S,
+        ),
+        (cpuid_7_2_edx::DDPD_U, SpecCtrl::DDPD_U),
+        (cpuid_7_2_edx::BHI_CTRL, SpecCtrl::BHI_DIS_S),
+    ] {
+        if cpuid_7_2_edx & feature != 0 {
+            s |= bits;
+        }
+    }
+    s
 }
 
 /// What the policy needs to know of one host model (one CPU model and
@@ -59,8 +92,17 @@ pub struct HostModel {
     /// CPUID.(EAX=7,ECX=2):EDX of the host.
     pub cpuid_7_2_edx: u32,
     /// KVM_GET_SUPPORTED_FORCE_SPEC_CTRL on the host: the bits it can force
-    /// on (0 without the module).
-    pub supported: u64,
+    /// (0 without the module). A subset of what its CPUID enumerates
+    /// ([`enumerated_spec_ctrl`]).
+    pub supported: SpecCtrl,
+    /// Where the facts come from (e.g. "kfsc-policy facts on host X",
+    /// or a public source).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The microcode era the facts hold for (RRSBA, for one, came with
+    /// microcode updates on some parts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub microcode: Option<String>,
 }
 
 /// What a host needs for one mitigation a guest reports.
@@ -69,12 +111,29 @@ pub enum Need {
     /// The mitigation is effective as it is.
     Nothing,
     /// Effective once this IA32_SPEC_CTRL bit is forced on.
-    Force(u64),
+    Force(SpecCtrl),
     /// Ineffective, and no bit of this host fixes it.
     Unfixable,
 }
 
 impl HostModel {
+    /// Whether the facts hang together: a name, and nothing forcible that
+    /// the CPUID does not enumerate.
+    pub fn check(&self) -> Result<(), PoolError> {
+        if self.name.is_empty() {
+            return Err(PoolError::NoName);
+        }
+        let bits = self.supported - enumerated_spec_ctrl(self.cpuid_7_2_edx);
+        if !bits.is_empty() {
+            return Err(PoolError::ForcesUnenumerated {
+                host: self.name.clone(),
+                bits,
+                edx: self.cpuid_7_2_edx,
+            });
+        }
+        Ok(())
+    }
+
     /// What this host needs for `m` (the rules of the module docs).
     pub fn need(&self, m: Mitigation) -> Need {
         let edx = self.cpuid_7_2_edx;
@@ -84,7 +143,7 @@ impl HostModel {
                 if ac & arch_cap::BHI_NO != 0 || edx & cpuid_7_2_edx::BHI_CTRL == 0 {
                     Need::Nothing
                 } else {
-                    Need::Force(bits::BHI_DIS_S)
+                    Need::Force(SpecCtrl::BHI_DIS_S)
                 }
             }
             Mitigation::RetpolineS => {
@@ -93,7 +152,7 @@ impl HostModel {
                 } else if edx & cpuid_7_2_edx::RRSBA_CTRL == 0 {
                     Need::Unfixable
                 } else {
-                    Need::Force(bits::RRSBA_DIS_S)
+                    Need::Force(SpecCtrl::RRSBA_DIS_S)
                 }
             }
         }
@@ -107,7 +166,7 @@ impl HostModel {
         for m in mitigations(report) {
             match self.need(m) {
                 Need::Nothing => {}
-                Need::Force(bit) if self.supported & bit != 0 => f.forced |= bit,
+                Need::Force(bit) if self.supported.contains(bit) => f.forced |= bit,
                 Need::Force(_) | Need::Unfixable => f.unprotected |= m.bit(),
             }
         }
@@ -119,7 +178,7 @@ impl HostModel {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HostForcing {
     /// IA32_SPEC_CTRL bits forced on.
-    pub forced: u64,
+    pub forced: SpecCtrl,
     /// Reported mitigations left ineffective (`MSR_VIRTUAL_MITIGATION_*`
     /// bits).
     pub unprotected: u64,
@@ -143,6 +202,19 @@ pub enum PoolError {
     /// No host at all.
     #[error("a pool needs at least one host")]
     Empty,
+    /// A host file claims to force bits its CPUID does not enumerate.
+    #[error("host {host:?} claims it can force {bits}, which its CPUID.(EAX=7,ECX=2):EDX={edx:#x} does not enumerate: take the facts from the host (kfsc-policy facts)")]
+    ForcesUnenumerated {
+        /// The host.
+        host: String,
+        /// The bits claimed without enumeration.
+        bits: SpecCtrl,
+        /// Its CPUID.(EAX=7,ECX=2):EDX.
+        edx: u32,
+    },
+    /// A host without a name.
+    #[error("a host model needs a name")]
+    NoName,
 }
 
 impl Pool {
@@ -160,6 +232,7 @@ impl Pool {
 
     /// Add a host model; on error the pool is unchanged.
     pub fn add(&mut self, host: HostModel) -> Result<(), PoolError> {
+        host.check()?;
         match self.hosts.iter().find(|h| h.name == host.name) {
             Some(h) if *h == host => Ok(()),
             Some(_) => Err(PoolError::NameClash(host.name)),
@@ -216,20 +289,6 @@ pub fn report_name(report: u64) -> String {
     }
 }
 
-/// IA32_SPEC_CTRL bits by name, e.g. "BHI_DIS_S|RRSBA_DIS_S", or "-".
-pub fn spec_ctrl_names(value: u64) -> String {
-    let names: Vec<&str> = bits::NAMED
-        .iter()
-        .filter(|(_, b)| value & b != 0)
-        .map(|(n, _)| *n)
-        .collect();
-    if names.is_empty() {
-        "-".into()
-    } else {
-        names.join("|")
-    }
-}
-
 /// The decision table as text: the advertisement, then one line per host and
 /// report.
 pub fn table(pool: &Pool) -> String {
@@ -262,7 +321,7 @@ pub fn table(pool: &Pool) -> String {
                 "{:<20} {:<28} {:<24} {}",
                 h.name,
                 report_name(r),
-                spec_ctrl_names(f.forced),
+                f.forced,
                 unprotected
             );
         }

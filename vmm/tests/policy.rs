@@ -5,21 +5,24 @@
 
 use kvm_force_spec_ctrl_vmm::{
     forcing::{combine, effective_config, VcpuForcing},
-    msr::{self, arch_cap, Advertised, Fault, Mitigation, VcpuMsrs, WriteEffect},
+    msr::{self, arch_cap, Advertised, Fault, Mitigation, RestoreError, VcpuMsrs, WriteEffect},
+    pool::enumerated_spec_ctrl,
     pool::{self, cpuid_7_2_edx as edx, HostModel, Need, Pool, PoolError},
-    spec_ctrl::{bits, Config},
+    Config, SpecCtrl as S,
 };
 use proptest::prelude::*;
 
 const BHB: u64 = 1 << 0;
 const RETPOLINE: u64 = 1 << 1;
 
-fn host(name: &str, ac: u64, cpuid: u32, supported: u64) -> HostModel {
+fn host(name: &str, ac: u64, cpuid: u32, supported: S) -> HostModel {
     HostModel {
         name: name.into(),
         arch_capabilities: ac,
         cpuid_7_2_edx: cpuid,
-        supported,
+        supported: supported & enumerated_spec_ctrl(cpuid),
+        source: None,
+        microcode: None,
     }
 }
 
@@ -37,16 +40,11 @@ fn mitigation_bits_match_the_rfc() {
 
 #[test]
 fn needs_per_host() {
-    let all = bits::KNOWN;
+    let all = S::all();
     let cases = [
         // (arch_cap, cpuid, bhb, retpoline)
         (0, 0, Need::Nothing, Need::Nothing),
-        (
-            0,
-            edx::BHI_CTRL,
-            Need::Force(bits::BHI_DIS_S),
-            Need::Nothing,
-        ),
+        (0, edx::BHI_CTRL, Need::Force(S::BHI_DIS_S), Need::Nothing),
         (
             arch_cap::BHI_NO,
             edx::BHI_CTRL,
@@ -58,13 +56,13 @@ fn needs_per_host() {
             arch_cap::RRSBA,
             edx::RRSBA_CTRL,
             Need::Nothing,
-            Need::Force(bits::RRSBA_DIS_S),
+            Need::Force(S::RRSBA_DIS_S),
         ),
         (
             arch_cap::RRSBA,
             edx::RRSBA_CTRL | edx::BHI_CTRL,
-            Need::Force(bits::BHI_DIS_S),
-            Need::Force(bits::RRSBA_DIS_S),
+            Need::Force(S::BHI_DIS_S),
+            Need::Force(S::RRSBA_DIS_S),
         ),
     ];
     for (ac, cpuid, bhb, ret) in cases {
@@ -80,18 +78,18 @@ fn forcing_needs_support() {
         "spr",
         arch_cap::RRSBA,
         edx::RRSBA_CTRL | edx::BHI_CTRL,
-        bits::KNOWN,
+        S::all(),
     );
     let f = spr.forcing(BHB | RETPOLINE);
-    assert_eq!(f.forced, bits::BHI_DIS_S | bits::RRSBA_DIS_S);
+    assert_eq!(f.forced, S::BHI_DIS_S | S::RRSBA_DIS_S);
     assert_eq!(f.unprotected, 0);
     // Without the module (supported 0): nothing forced, both unprotected.
     let bare = HostModel {
-        supported: 0,
+        supported: S::empty(),
         ..spr.clone()
     };
     let f = bare.forcing(BHB | RETPOLINE);
-    assert_eq!((f.forced, f.unprotected), (0, BHB | RETPOLINE));
+    assert_eq!((f.forced, f.unprotected), (S::empty(), BHB | RETPOLINE));
     // A report of nothing forces nothing.
     assert_eq!(spr.forcing(0), Default::default());
 }
@@ -102,10 +100,10 @@ fn advertisement_and_pools() {
         "spr",
         arch_cap::RRSBA,
         edx::RRSBA_CTRL | edx::BHI_CTRL,
-        bits::KNOWN,
+        S::all(),
     );
-    let clx = host("clx", 0, 0, 0x7);
-    let future = host("future", arch_cap::BHI_NO, edx::BHI_CTRL, bits::KNOWN);
+    let clx = host("clx", 0, 0, S::IBRS | S::STIBP | S::SSBD);
+    let future = host("future", arch_cap::BHI_NO, edx::BHI_CTRL, S::all());
     assert_eq!(Pool::new([clx.clone()]).unwrap().decide().advertised, 0);
     assert_eq!(Pool::new([future.clone()]).unwrap().decide().advertised, 0);
     assert_eq!(
@@ -121,7 +119,7 @@ fn advertisement_and_pools() {
         1
     );
     let other = HostModel {
-        supported: 0,
+        supported: S::empty(),
         ..spr.clone()
     };
     assert_eq!(
@@ -137,9 +135,9 @@ fn reports_and_names() {
     assert_eq!(pool::reports(BHB | RETPOLINE), vec![0, 1, 2, 3]);
     assert_eq!(pool::reports(RETPOLINE), vec![0, 2]);
     assert_eq!(pool::report_name(3), "bhb-clear-seq-s+retpoline-s");
-    assert_eq!(pool::spec_ctrl_names(0), "-");
+    assert_eq!(S::empty().to_string(), "-");
     assert_eq!(
-        pool::spec_ctrl_names(bits::BHI_DIS_S | bits::RRSBA_DIS_S),
+        (S::BHI_DIS_S | S::RRSBA_DIS_S).to_string(),
         "RRSBA_DIS_S|BHI_DIS_S"
     );
 }
@@ -226,52 +224,71 @@ fn migration_state() {
         Ok(WriteEffect::Report(RETPOLINE))
     );
     assert_eq!(dst.report(), RETPOLINE);
-    // A destination advertising less refuses, and keeps its state.
+    // A destination advertising anything else refuses, and keeps its
+    // state: the guest enumerated once, on the source.
     let mut small = VcpuMsrs::new(Advertised { mitigations: BHB }, 0);
-    assert!(small.restore(src.save()).is_err());
-    assert_eq!(small.report(), 0);
+    small.write(msr::MSR_VIRTUAL_MITIGATION_CTRL, BHB).unwrap();
+    assert_eq!(
+        small.restore(src.save()),
+        Err(RestoreError::AdvertisementChanged {
+            source_adv: 3,
+            here: BHB
+        })
+    );
+    assert_eq!(small.report(), BHB);
+    // A destination whose CPU model gives another IA32_ARCH_CAPABILITIES
+    // refuses too.
+    let mut other_model = VcpuMsrs::new(adv, arch_cap::RRSBA);
+    assert_eq!(
+        other_model.restore(src.save()),
+        Err(RestoreError::ArchCapabilitiesChanged {
+            source_value: arch_cap::VIRTUAL_ENUM,
+            here: arch_cap::VIRTUAL_ENUM | arch_cap::RRSBA
+        })
+    );
+    assert_eq!(other_model.report(), 0);
+    // A state from before these fields is refused with the field named.
+    let old: Result<msr::VcpuMsrState, _> = serde_json::from_str(r#"{"mitigation_ctrl":2}"#);
+    assert!(old.unwrap_err().to_string().contains("advertised"));
 }
 
 #[test]
 fn operator_wins_on_its_bits() {
-    let c = |m, v| Config::new(m, v).unwrap();
+    let c = |m: S, v: S| Config::new(m, v).unwrap();
     let cases = [
         // operator, report forces, own config, conflicts
-        (Config::OFF, 0, VcpuForcing::FollowVm, 0),
+        (Config::OFF, S::empty(), VcpuForcing::FollowVm, S::empty()),
         (
             Config::OFF,
-            bits::BHI_DIS_S,
-            VcpuForcing::Own(c(bits::BHI_DIS_S, bits::BHI_DIS_S)),
-            0,
+            S::BHI_DIS_S,
+            VcpuForcing::Own(c(S::BHI_DIS_S, S::BHI_DIS_S)),
+            S::empty(),
         ),
         (
-            c(bits::SSBD, bits::SSBD),
-            bits::BHI_DIS_S,
-            VcpuForcing::Own(c(
-                bits::SSBD | bits::BHI_DIS_S,
-                bits::SSBD | bits::BHI_DIS_S,
-            )),
-            0,
+            c(S::SSBD, S::SSBD),
+            S::BHI_DIS_S,
+            VcpuForcing::Own(c(S::SSBD | S::BHI_DIS_S, S::SSBD | S::BHI_DIS_S)),
+            S::empty(),
         ),
         // The operator forces BHI_DIS_S off: it stays off.
         (
-            c(bits::BHI_DIS_S, 0),
-            bits::BHI_DIS_S,
+            c(S::BHI_DIS_S, S::empty()),
+            S::BHI_DIS_S,
             VcpuForcing::FollowVm,
-            bits::BHI_DIS_S,
+            S::BHI_DIS_S,
         ),
         // The operator already forces it on: nothing of the vCPU's own.
         (
-            c(bits::BHI_DIS_S, bits::BHI_DIS_S),
-            bits::BHI_DIS_S,
+            c(S::BHI_DIS_S, S::BHI_DIS_S),
+            S::BHI_DIS_S,
             VcpuForcing::FollowVm,
-            0,
+            S::empty(),
         ),
     ];
     for (op, forced, want, conflicts) in cases {
         let got = combine(op, forced);
-        assert_eq!(got.forcing, want, "{op:?} {forced:#x}");
-        assert_eq!(got.conflicts, conflicts, "{op:?} {forced:#x}");
+        assert_eq!(got.forcing, want, "{op:?} {forced}");
+        assert_eq!(got.conflicts, conflicts, "{op:?} {forced}");
     }
 }
 
@@ -284,9 +301,11 @@ fn arb_host(name: String) -> impl Strategy<Value = HostModel> {
             Just(arch_cap::RRSBA | arch_cap::BHI_NO)
         ],
         0u32..32,
-        0u64..0x800,
+        any::<u64>(),
     )
-        .prop_map(move |(ac, cpuid, supported)| host(&name, ac, cpuid, supported))
+        .prop_map(move |(ac, cpuid, supported)| {
+            host(&name, ac, cpuid, S::from_bits_truncate(supported))
+        })
 }
 
 fn arb_pool() -> impl Strategy<Value = Vec<HostModel>> {
@@ -298,7 +317,10 @@ fn arb_pool() -> impl Strategy<Value = Vec<HostModel>> {
 }
 
 fn arb_config() -> impl Strategy<Value = Config> {
-    (0u64..0x800, 0u64..0x800).prop_map(|(m, v)| Config::new(m, v & m).unwrap())
+    (any::<u64>(), any::<u64>()).prop_map(|(m, v)| {
+        let (m, v) = (S::from_bits_truncate(m), S::from_bits_truncate(v));
+        Config::new(m, v & m).unwrap()
+    })
 }
 
 proptest! {
@@ -314,7 +336,7 @@ proptest! {
         for h in &before.hosts {
             for r in pool::reports(b.advertised) {
                 let after = grown.host(&h.name).unwrap().forcing(r);
-                prop_assert_eq!(h.forcing(r).forced & !after.forced, 0);
+                prop_assert!(after.forced.contains(h.forcing(r).forced));
             }
         }
     }
@@ -324,7 +346,7 @@ proptest! {
     #[test]
     fn forcing_is_sound(h in arb_host("h".into()), report in 0u64..4) {
         let f = h.forcing(report);
-        prop_assert_eq!(f.forced & !h.supported, 0);
+        prop_assert!(h.supported.contains(f.forced));
         prop_assert_eq!(f.unprotected & !report, 0);
         for m in Mitigation::ALL {
             if report & m.bit() == 0 {
@@ -332,11 +354,11 @@ proptest! {
             }
             match h.need(m) {
                 Need::Nothing => prop_assert_eq!(f.unprotected & m.bit(), 0),
-                Need::Force(bit) => prop_assert!(f.forced & bit != 0 || f.unprotected & m.bit() != 0),
+                Need::Force(bit) => prop_assert!(f.forced.contains(bit) || f.unprotected & m.bit() != 0),
                 Need::Unfixable => prop_assert!(f.unprotected & m.bit() != 0),
             }
         }
-        prop_assert_eq!(h.forcing(0).forced, 0);
+        prop_assert_eq!(h.forcing(0).forced, S::empty());
     }
 
     /// Every mitigation some host of the pool needs something for is
@@ -354,15 +376,16 @@ proptest! {
     /// The combination keeps the operator's bits, adds the report's
     /// elsewhere, and reports exactly the overridden ones.
     #[test]
-    fn combination(op in arb_config(), forced in 0u64..0x800) {
+    fn combination(op in arb_config(), forced in any::<u64>()) {
+        let forced = S::from_bits_truncate(forced);
         let c = combine(op, forced);
         let eff = effective_config(op, c.forcing);
         prop_assert_eq!(eff.mask() & op.mask(), op.mask());
         prop_assert_eq!(eff.value() & op.mask(), op.value());
-        prop_assert_eq!(eff.value() & forced & !op.mask(), forced & !op.mask());
-        prop_assert_eq!(eff.mask() & !op.mask(), forced & !op.mask());
-        prop_assert_eq!(c.conflicts, forced & op.mask() & !op.value());
-        prop_assert_eq!(c.forcing == VcpuForcing::FollowVm, forced & !op.mask() == 0);
+        prop_assert_eq!(eff.value() & (forced - op.mask()), forced - op.mask());
+        prop_assert_eq!(eff.mask() - op.mask(), forced - op.mask());
+        prop_assert_eq!(c.conflicts, (forced & op.mask()) - op.value());
+        prop_assert_eq!(c.forcing == VcpuForcing::FollowVm, (forced - op.mask()).is_empty());
     }
 
     /// A guest write never leaves an unadvertised bit in the report, and a
@@ -375,6 +398,86 @@ proptest! {
             let r = v.write(msr::MSR_VIRTUAL_ENUMERATION + off, value);
             if r.is_err() {
                 prop_assert_eq!(v.report(), before);
+            }
+            prop_assert_eq!(v.report() & !adv, 0);
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum MsrOp {
+    Read(u32),
+    Write(u32, u64),
+    Reset,
+    /// Migrate to a destination with this advertisement and
+    /// IA32_ARCH_CAPABILITIES.
+    Migrate(u64, u64),
+}
+
+fn msr_op() -> impl Strategy<Value = MsrOp> {
+    let msr = prop_oneof![
+        Just(msr::MSR_IA32_ARCH_CAPABILITIES),
+        (0u32..4).prop_map(|o| msr::MSR_VIRTUAL_ENUMERATION + o),
+        any::<u32>(),
+    ];
+    prop_oneof![
+        msr.clone().prop_map(MsrOp::Read),
+        (msr, any::<u64>()).prop_map(|(m, v)| MsrOp::Write(m, v)),
+        Just(MsrOp::Reset),
+        (0u64..4, prop_oneof![Just(0u64), Just(arch_cap::RRSBA)])
+            .prop_map(|(a, c)| MsrOp::Migrate(a, c)),
+    ]
+}
+
+proptest! {
+    /// Random guest accesses, resets and migrations (the invariants of
+    /// Documentation/userspace.rst): the report never holds an unadvertised
+    /// bit; the virtual MSRs exist iff something is advertised, and bit 63
+    /// of IA32_ARCH_CAPABILITIES says so; a migration keeps the report when
+    /// the destination tells the guest the same, and otherwise is refused
+    /// with both sides unchanged.
+    #[test]
+    fn virtual_msrs_and_migrations(adv in 0u64..4, caps in prop_oneof![Just(0u64), Just(arch_cap::RRSBA)],
+                                   ops in proptest::collection::vec(msr_op(), 0..30)) {
+        let mut v = VcpuMsrs::new(Advertised { mitigations: adv }, caps);
+        for op in ops {
+            let before = v.report();
+            match op {
+                MsrOp::Read(m) => {
+                    let r = v.read(m);
+                    if m == msr::MSR_IA32_ARCH_CAPABILITIES {
+                        prop_assert_eq!(r, Ok(caps | if adv != 0 { arch_cap::VIRTUAL_ENUM } else { 0 }));
+                    } else if (msr::MSR_VIRTUAL_ENUMERATION..=msr::MSR_VIRTUAL_MITIGATION_CTRL).contains(&m) {
+                        prop_assert_eq!(r.is_ok(), adv != 0);
+                    } else {
+                        prop_assert!(r.is_err());
+                    }
+                    prop_assert_eq!(v.report(), before);
+                }
+                MsrOp::Write(m, value) => {
+                    if v.write(m, value).is_err() {
+                        prop_assert_eq!(v.report(), before);
+                    }
+                }
+                MsrOp::Reset => {
+                    v.reset();
+                    prop_assert_eq!(v.report(), 0);
+                }
+                MsrOp::Migrate(dadv, dcaps) => {
+                    let saved = v.save();
+                    let json = serde_json::to_string(&saved).unwrap();
+                    let mut dest = VcpuMsrs::new(Advertised { mitigations: dadv }, dcaps);
+                    let r = dest.restore(serde_json::from_str(&json).unwrap());
+                    if dadv == adv && dcaps == caps {
+                        prop_assert_eq!(r, Ok(WriteEffect::Report(before)));
+                        prop_assert_eq!(dest.report(), before);
+                        v = dest;
+                    } else {
+                        prop_assert!(r.is_err());
+                        prop_assert_eq!(dest.report(), 0);
+                        prop_assert_eq!(v.save(), saved);
+                    }
+                }
             }
             prop_assert_eq!(v.report() & !adv, 0);
         }

@@ -12,10 +12,11 @@
 //! reads IA32_SPEC_CTRL N times, between two port writes that let the VMM
 //! count the VM exits of that loop.
 //!
-//! The VMM emulates the virtual MSRs through KVM's MSR filter
-//! ([`kvm::route_virtual_msrs`]); a report becomes the vCPU's forcing at
-//! once: the pool policy's bits for this host, combined with the operator's
-//! VM-wide configuration. It checks, per vCPU, in the module's debug view:
+//! The VMM uses the crate's public API only, as a rust-vmm VMM would: it
+//! merges the crate's MSR filter into its own
+//! ([`MsrFilter::merge`]) and installs the result; a report becomes the
+//! vCPU's forcing at once through [`VmForcing`] (the pool policy's bits for
+//! this host, combined with the operator's VM-wide configuration). It checks, per vCPU, in the module's debug view:
 //! its own configuration and the value loaded follow its report and the
 //! policy; one userspace exit per virtual-MSR access and none for
 //! IA32_SPEC_CTRL; and it prints the VM exits of the IA32_SPEC_CTRL loop.
@@ -25,14 +26,17 @@
 //! [--iterations N] [--max-loop-exits E]`
 
 use clap::Parser;
-use kvm_bindings::{kvm_msr_entry, kvm_userspace_memory_region, Msrs, KVM_MAX_CPUID_ENTRIES};
+use kvm_bindings::{kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES};
 use kvm_force_spec_ctrl_vmm::{
-    forcing::{combine, effective_config, VcpuForcing},
-    kvm,
-    msr::{self, Advertised, VcpuMsrs, WriteEffect},
-    pool::{report_name, spec_ctrl_names, HostModel, Pool},
-    spec_ctrl::{bits, Config},
+    defaults::{GuestModel, Opts},
+    forcing::{combine, Action, VcpuForcing, VmForcing},
+    kvm::{self, VcpuFdExt, VmFdExt},
+    msr::{self, arch_cap, Advertised, VcpuMsrs, WriteEffect},
+    msr_filter::{MsrFilter, Range},
+    pool::{report_name, HostModel, Pool},
+    Config, SpecCtrl,
 };
+use kvm_ioctls::MsrFilterRangeFlags;
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
 use std::{fs, path::PathBuf, process::ExitCode};
 use thiserror::Error;
@@ -48,7 +52,11 @@ struct Args {
     host: String,
     /// The operator's VM-wide configuration, MASK:VALUE.
     #[arg(long, default_value = "0:0", value_parser = parse_config)]
-    operator: (u64, u64),
+    operator: Config,
+    /// The guest's CPU model is this pool host's: apply the pool's default
+    /// policy (what this host forces for every guest) as well.
+    #[arg(long)]
+    model_of: Option<String>,
     /// IA32_SPEC_CTRL writes (and reads) per vCPU.
     #[arg(long, default_value_t = 10000)]
     iterations: u32,
@@ -58,7 +66,7 @@ struct Args {
     max_loop_exits: u64,
 }
 
-fn parse_config(s: &str) -> Result<(u64, u64), String> {
+fn parse_config(s: &str) -> Result<Config, String> {
     let num = |t: &str| {
         let t = t.trim();
         match t.strip_prefix("0x") {
@@ -68,7 +76,8 @@ fn parse_config(s: &str) -> Result<(u64, u64), String> {
         .map_err(|e| format!("{t:?}: {e}"))
     };
     let (m, v) = s.split_once(':').ok_or("expected MASK:VALUE")?;
-    Ok((num(m)?, num(v)?))
+    let bits = |t: &str| SpecCtrl::from_raw(num(t)?).map_err(|e| e.to_string());
+    Config::new(bits(m)?, bits(v)?).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Error)]
@@ -79,6 +88,8 @@ enum VmmError {
     Kvm(&'static str, kvm_ioctls::Error),
     #[error(transparent)]
     Abi(#[from] kvm::Error),
+    #[error(transparent)]
+    Filter(#[from] kvm_force_spec_ctrl_vmm::msr_filter::FilterError),
     #[error("{0}: {1}")]
     Pool(String, String),
     #[error("vCPU {0}: {1}")]
@@ -89,7 +100,7 @@ enum VmmError {
 /// the marker ports.
 const CODE_GPA: u64 = 0x1000;
 const MEM_SIZE: usize = 0x10000;
-const GUEST_SPEC_CTRL: u64 = bits::STIBP;
+const GUEST_SPEC_CTRL: u64 = SpecCtrl::STIBP.bits();
 const PORT_LOOP_START: u16 = 0x11;
 const PORT_LOOP_END: u16 = 0x12;
 
@@ -213,45 +224,75 @@ struct Counts {
     loop_exits: u64,
 }
 
-struct VcpuCtx<'a> {
-    id: u64,
-    fd: VcpuFd,
-    msrs: VcpuMsrs,
-    host: &'a HostModel,
-    operator: Config,
-    forcing: VcpuForcing,
+/// The VMM's own MSR filter, as a real VMM has one: here it denies the
+/// guest's writes of IA32_BIOS_SIGN_ID (microcode updates), which the guest
+/// never makes; the crate's ranges are merged into it.
+fn vmm_filter() -> MsrFilter {
+    MsrFilter {
+        default_allow: true,
+        ranges: vec![Range {
+            flags: MsrFilterRangeFlags::WRITE,
+            base: 0x8b,
+            bitmap: vec![0],
+            msr_count: 1,
+        }],
+    }
 }
 
-impl VcpuCtx<'_> {
-    /// A report changed: the vCPU's forcing, at once.
-    fn apply(&mut self, report: u64) -> Result<(), VmmError> {
-        let forced = self.host.forcing(report).forced;
-        let c = combine(self.operator, forced);
-        if c.conflicts != 0 {
-            println!(
-                "KFSC-VMM vcpu={} note: the operator forces {} off, which the report needs",
-                self.id,
-                spec_ctrl_names(c.conflicts)
-            );
+struct Vm<'a> {
+    vm: VmFd,
+    vcpus: Vec<VcpuFd>,
+    forcing: VmForcing,
+    host: &'a HostModel,
+}
+
+impl Vm<'_> {
+    /// Run the forcing state's actions, in order.
+    fn apply(&self, actions: &[Action]) -> Result<(), VmmError> {
+        for a in actions {
+            match *a {
+                Action::SetVm(c) => self.vm.set_force_spec_ctrl(c)?,
+                Action::SetVcpu { vcpu, config } => self.vcpu(vcpu)?.set_force_spec_ctrl(config)?,
+                Action::ClearVcpu { vcpu } => self.vcpu(vcpu)?.clear_force_spec_ctrl()?,
+            }
         }
-        match c.forcing {
-            VcpuForcing::FollowVm => kvm::clear_vcpu(&self.fd)?,
-            VcpuForcing::Own(cfg) => kvm::set_vcpu(&self.fd, cfg)?,
-        }
-        self.forcing = c.forcing;
         Ok(())
     }
 
-    fn run(&mut self, counts: &mut Counts) -> Result<(), VmmError> {
+    fn vcpu(&self, id: u32) -> Result<&VcpuFd, VmmError> {
+        self.vcpus
+            .get(id as usize)
+            .ok_or_else(|| VmmError::Guest(u64::from(id), "no such vCPU".into()))
+    }
+
+    /// A report changed: the vCPU's forcing, at once.
+    fn report(&mut self, id: u32, report: u64) -> Result<(), VmmError> {
+        let forced = self.host.forcing(report).forced;
+        let actions = self
+            .forcing
+            .set_report(id, forced)
+            .map_err(|e| VmmError::Guest(u64::from(id), e.to_string()))?;
+        let conflicts = combine(self.forcing.vm_config(), forced).conflicts;
+        if !conflicts.is_empty() {
+            println!("KFSC-VMM vcpu={id} note: the operator forces {conflicts} off, which the report needs");
+        }
+        self.apply(&actions)
+    }
+
+    fn run(&mut self, id: u32, msrs: &mut VcpuMsrs, counts: &mut Counts) -> Result<(), VmmError> {
         loop {
-            let id = self.id;
-            match self.fd.run().map_err(|e| VmmError::Kvm("KVM_RUN", e))? {
+            let mut report = None;
+            let fd = self
+                .vcpus
+                .get_mut(id as usize)
+                .ok_or_else(|| VmmError::Guest(u64::from(id), "no such vCPU".into()))?;
+            match fd.run().map_err(|e| VmmError::Kvm("KVM_RUN", e))? {
                 VcpuExit::X86Rdmsr(exit) => {
                     if exit.index == 0x48 {
                         counts.spec_ctrl_exits += 1;
                     }
                     counts.virtual_msr_exits += 1;
-                    match self.msrs.read(exit.index) {
+                    match msrs.read(exit.index) {
                         Ok(v) => *exit.data = v,
                         Err(_) => *exit.error = 1,
                     }
@@ -262,8 +303,8 @@ impl VcpuCtx<'_> {
                     }
                     counts.virtual_msr_exits += 1;
                     let (index, data) = (exit.index, exit.data);
-                    match self.msrs.write(index, data) {
-                        Ok(WriteEffect::Report(r)) => self.apply(r)?,
+                    match msrs.write(index, data) {
+                        Ok(WriteEffect::Report(r)) => report = Some(r),
                         Ok(WriteEffect::None) => {}
                         Err(_) => *exit.error = 1,
                     }
@@ -273,22 +314,18 @@ impl VcpuCtx<'_> {
                     counts.loop_exits = vm_exits()?.saturating_sub(counts.loop_start)
                 }
                 VcpuExit::Hlt => return Ok(()),
-                other => return Err(VmmError::Guest(id, format!("unexpected exit {other:?}"))),
+                other => {
+                    return Err(VmmError::Guest(
+                        u64::from(id),
+                        format!("unexpected exit {other:?}"),
+                    ))
+                }
+            }
+            if let Some(r) = report {
+                self.report(id, r)?;
             }
         }
     }
-}
-
-fn arch_capabilities(vcpu: &VcpuFd) -> Result<u64, VmmError> {
-    let mut m = Msrs::from_entries(&[kvm_msr_entry {
-        index: msr::MSR_IA32_ARCH_CAPABILITIES,
-        ..Default::default()
-    }])
-    .map_err(|e| VmmError::Pool("Msrs".into(), format!("{e:?}")))?;
-    let n = vcpu
-        .get_msrs(&mut m)
-        .map_err(|e| VmmError::Kvm("KVM_GET_MSRS", e))?;
-    Ok(if n == 1 { m.as_slice()[0].data } else { 0 })
 }
 
 fn run(args: Args) -> Result<bool, VmmError> {
@@ -296,30 +333,48 @@ fn run(args: Args) -> Result<bool, VmmError> {
         .map_err(|e| VmmError::Io(args.pool.display().to_string(), e))?;
     let pool: Pool = serde_json::from_str(&text)
         .map_err(|e| VmmError::Pool(args.pool.display().to_string(), e.to_string()))?;
+    let pool = Pool::new(pool.hosts)
+        .map_err(|e| VmmError::Pool(args.pool.display().to_string(), e.to_string()))?;
     let host = pool
         .host(&args.host)
         .ok_or_else(|| VmmError::Pool(args.host.clone(), "no such host in the pool".into()))?;
     let adv = Advertised {
         mitigations: pool.decide().advertised,
     };
+    // What this host forces for every guest, from the model the guest is
+    // given (the pool's default policy).
+    let pool_forced = match &args.model_of {
+        None => SpecCtrl::empty(),
+        Some(m) => {
+            let model = GuestModel::of_host(
+                pool.host(m)
+                    .ok_or_else(|| VmmError::Pool(m.clone(), "no such host in the pool".into()))?,
+            );
+            let d = pool
+                .default_policy(model, Opts::default())
+                .map_err(|e| VmmError::Pool(args.pool.display().to_string(), e.to_string()))?;
+            d.forced(&host.name).unwrap_or_default()
+        }
+    };
 
     let kvm_fd = Kvm::new().map_err(|e| VmmError::Kvm("/dev/kvm", e))?;
     let supported = kvm::supported(&kvm_fd)?;
-    let operator = kvm::config(args.operator.0, args.operator.1, supported)?;
+    let operator = args
+        .operator
+        .check_supported(supported)
+        .map_err(kvm::Error::from)?;
     // What the pool's model of this host forces must be forceable here.
-    let unsupported = host.supported & !supported;
-    if unsupported != 0 {
+    let unsupported = host.supported - supported;
+    if !unsupported.is_empty() {
         return Err(VmmError::Pool(
             args.host,
-            format!("the pool says it forces {unsupported:#x}, which this host cannot"),
+            format!("the pool says it forces {unsupported}, which this host cannot"),
         ));
     }
     println!(
-        "KFSC-VMM host={} supported={supported:#x} advertised={} operator={:#x}:{:#x}",
+        "KFSC-VMM host={} supported={supported} advertised={} operator={operator} pool_default={pool_forced}",
         host.name,
         report_name(adv.mitigations),
-        operator.mask(),
-        operator.value()
     );
 
     let vm = kvm_fd
@@ -360,8 +415,25 @@ fn run(args: Args) -> Result<bool, VmmError> {
     // SAFETY: The region is the mapping above, valid as long as the VM.
     unsafe { vm.set_user_memory_region(region) }
         .map_err(|e| VmmError::Kvm("KVM_SET_USER_MEMORY_REGION", e))?;
-    kvm::route_virtual_msrs(&vm)?;
-    kvm::set_vm(&vm, operator)?;
+    // One MSR filter for the VM: the VMM's own, merged with the crate's.
+    kvm::enable_msr_exits(&vm, 0)?;
+    let filter = vmm_filter().merge(&MsrFilter::virtual_msrs())?;
+    filter.install(&vm)?;
+
+    let forcing = VmForcing::new(operator, pool_forced);
+    if !forcing.conflicts().is_empty() {
+        println!(
+            "KFSC-VMM note: the operator forces {} off, which this host's default needs",
+            forcing.conflicts()
+        );
+    }
+    let mut vm = Vm {
+        vm,
+        vcpus: Vec::new(),
+        forcing,
+        host,
+    };
+    vm.apply(&[Action::SetVm(vm.forcing.vm_config())])?;
 
     // (report asked for, never reports)
     let plan = [
@@ -375,9 +447,10 @@ fn run(args: Args) -> Result<bool, VmmError> {
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
         .map_err(|e| VmmError::Kvm("KVM_GET_SUPPORTED_CPUID", e))?;
     let mut ok = true;
-    for (id, &(ask, silent)) in (0u64..).zip(plan.iter()) {
+    for (id, &(ask, silent)) in (0u32..).zip(plan.iter()) {
         let fd = vm
-            .create_vcpu(id)
+            .vm
+            .create_vcpu(u64::from(id))
             .map_err(|e| VmmError::Kvm("KVM_CREATE_VCPU", e))?;
         fd.set_cpuid2(&cpuid)
             .map_err(|e| VmmError::Kvm("KVM_SET_CPUID2", e))?;
@@ -397,19 +470,17 @@ fn run(args: Args) -> Result<bool, VmmError> {
         regs.rdi = u64::from(silent);
         fd.set_regs(&regs)
             .map_err(|e| VmmError::Kvm("KVM_SET_REGS", e))?;
-        let msrs = VcpuMsrs::new(adv, arch_capabilities(&fd)?);
-        let mut v = VcpuCtx {
-            id,
-            fd,
-            msrs,
-            host,
-            operator,
-            forcing: VcpuForcing::FollowVm,
-        };
+        // The CPU model is final (CPUID set): its IA32_ARCH_CAPABILITIES
+        // is what the guest is told.
+        let arch_caps = fd.arch_capabilities()?;
+        let mut msrs = VcpuMsrs::new(adv, arch_caps);
+        vm.vcpus.push(fd);
+        let actions = vm.forcing.add_vcpu(id);
+        vm.apply(&actions)?;
         let mut counts = Counts::default();
-        v.run(&mut counts)?;
+        vm.run(id, &mut msrs, &mut counts)?;
 
-        let report = v.msrs.report();
+        let report = msrs.report();
         let want_report = if silent { 0 } else { ask & adv.mitigations };
         // One exit per virtual-MSR access the guest made: ARCH_CAPABILITIES,
         // and with it advertised the two enumeration MSRs and the report.
@@ -418,13 +489,17 @@ fn run(args: Args) -> Result<bool, VmmError> {
             (false, false) => 1,
             (false, true) => 4,
         };
-        let eff = effective_config(operator, v.forcing);
+        let eff = vm
+            .forcing
+            .vcpu_config(id)
+            .map_err(|e| VmmError::Guest(u64::from(id), e.to_string()))?;
         let want_hw = eff.effective(GUEST_SPEC_CTRL);
-        let hw = hex(&debug_field(&vm, id, "hw_now")?);
-        let own = debug_field(&vm, id, "vcpu_override")?;
-        let want_own = match v.forcing {
+        let hw = hex(&debug_field(&vm.vm, u64::from(id), "hw_now")?);
+        let own = debug_field(&vm.vm, u64::from(id), "vcpu_override")?;
+        let forced = host.forcing(report).forced;
+        let want_own = match combine(vm.forcing.vm_config(), forced).forcing {
             VcpuForcing::FollowVm => "none".to_string(),
-            VcpuForcing::Own(c) => format!("{:#x} {:#x}", c.mask(), c.value()),
+            VcpuForcing::Own(c) => format!("{:#x} {:#x}", c.mask().bits(), c.value().bits()),
         };
         let pass = report == want_report
             && counts.virtual_msr_exits == want_exits
@@ -433,11 +508,10 @@ fn run(args: Args) -> Result<bool, VmmError> {
             && hw == want_hw
             && own == want_own;
         println!(
-            "KFSC-VMM vcpu={id} report={} forced={} own_config={own} (want {want_own}) \
+            "KFSC-VMM vcpu={id} report={} forced={forced} own_config={own} (want {want_own}) \
              hw={hw:#x} (want {want_hw:#x}) virtual_msr_exits={} (want {want_exits}) \
              spec_ctrl_msr_exits={} loop_vm_exits={} per {} WRMSR+RDMSR: {}",
             report_name(report),
-            spec_ctrl_names(host.forcing(report).forced),
             counts.virtual_msr_exits,
             counts.spec_ctrl_exits,
             counts.loop_exits,
@@ -447,25 +521,32 @@ fn run(args: Args) -> Result<bool, VmmError> {
         ok &= pass;
 
         // Migration: the state round-trips through JSON into a fresh vCPU's
-        // virtual MSRs; a reset clears the report.
-        let saved = serde_json::to_string(&v.msrs.save())
+        // virtual MSRs with the same CPU model; a destination whose model
+        // tells the guest another IA32_ARCH_CAPABILITIES refuses it and
+        // stays as it was; a reset clears the report.
+        let saved = serde_json::to_string(&msrs.save())
             .map_err(|e| VmmError::Pool("save".into(), e.to_string()))?;
-        let mut dest = VcpuMsrs::new(adv, 0);
-        let restored = serde_json::from_str(&saved)
-            .map_err(|e| VmmError::Pool("restore".into(), e.to_string()))
-            .and_then(|s| {
-                dest.restore(s)
-                    .map_err(|e| VmmError::Pool("restore".into(), e.to_string()))
-            });
-        let migrated = restored.is_ok() && dest.report() == report;
+        let parsed: msr::VcpuMsrState = serde_json::from_str(&saved)
+            .map_err(|e| VmmError::Pool("restore".into(), e.to_string()))?;
+        let mut dest = VcpuMsrs::new(adv, arch_caps);
+        let migrated = dest.restore(parsed).is_ok() && dest.report() == report;
+        let mut other = VcpuMsrs::new(adv, arch_caps ^ arch_cap::RRSBA);
+        let refused = match other.restore(parsed) {
+            Err(e) => {
+                println!("KFSC-VMM vcpu={id} a destination with another CPU model refuses: {e}");
+                other.report() == 0
+            }
+            Ok(_) => false,
+        };
         dest.reset();
         let reset_ok = dest.report() == 0;
         println!(
-            "KFSC-VMM vcpu={id} state {saved} migrates: {}; reset clears it: {}",
+            "KFSC-VMM vcpu={id} state {saved} migrates: {}; another model refuses it: {}; reset clears it: {}",
             if migrated { "ok" } else { "WRONG" },
+            if refused { "ok" } else { "WRONG" },
             if reset_ok { "ok" } else { "WRONG" }
         );
-        ok &= migrated && reset_ok;
+        ok &= migrated && refused && reset_ok;
     }
     Ok(ok)
 }

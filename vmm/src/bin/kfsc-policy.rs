@@ -3,15 +3,18 @@
 //! `kfsc-policy`: host facts, migration pools and their decision tables.
 //!
 //! ```text
-//! kfsc-policy facts --name spr-a -o spr-a.json   # this host's facts
+//! kfsc-policy facts --name spr-a -o spr-a.json   # this host's facts, from KVM
 //! kfsc-policy pool spr-a.json icx.json -o pool.json
-//! kfsc-policy table pool.json                    # what to advertise, what to force
+//! kfsc-policy default --model-of icx pool.json   # what each host forces for every guest
+//! kfsc-policy table pool.json                    # ... and for reports through the virtual MSRs
 //! ```
 
 use clap::{Parser, Subcommand};
 use kvm_force_spec_ctrl_vmm::{
+    defaults::{self, GuestModel, Opts},
     hostfacts,
     pool::{self, HostModel, Pool},
+    SpecCtrl,
 };
 use std::{fs, path::PathBuf, process::ExitCode};
 use thiserror::Error;
@@ -28,14 +31,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Read this host's facts (CPUID, IA32_ARCH_CAPABILITIES, the bits KVM can force).
+    /// Read this host's facts from KVM (CPUID, IA32_ARCH_CAPABILITIES, the bits it can force).
     Facts {
         /// The host model's name in pools.
         #[arg(long)]
         name: String,
-        /// The CPU whose IA32_ARCH_CAPABILITIES is read.
-        #[arg(long, default_value_t = 0)]
-        cpu: u32,
         /// Write here instead of standard output.
         #[arg(short, long)]
         output: Option<PathBuf>,
@@ -49,7 +49,25 @@ enum Cmd {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
-    /// Print a pool's decision table.
+    /// Print the default decision: what each host forces for guests that
+    /// report nothing, and what their CPU model should advertise.
+    Default {
+        /// The guest's CPU model is this host's (a baseline model).
+        #[arg(long, conflicts_with = "model")]
+        model_of: Option<String>,
+        /// The guest's CPU model, a JSON file with arch_capabilities and
+        /// cpuid_7_2_edx.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// IA32_SPEC_CTRL bits never to force, e.g. BHI_DIS_S (names joined
+        /// with |).
+        #[arg(long, value_parser = parse_bits, default_value = "")]
+        opt_out: SpecCtrl,
+        /// A pool file, or host files to pool first.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print a pool's decision table for reports through the virtual MSRs.
     Table {
         /// A pool file, or host files to pool first.
         #[arg(required = true)]
@@ -69,9 +87,10 @@ enum CliError {
         path: String,
         source: std::io::Error,
     },
-    #[error("{path}: neither a host nor a pool file: {source}")]
+    #[error("{path}: not a {what} file: {source}")]
     Parse {
         path: String,
+        what: &'static str,
         source: serde_json::Error,
     },
     #[error(transparent)]
@@ -80,6 +99,39 @@ enum CliError {
     Facts(#[from] hostfacts::FactsError),
     #[error("encoding JSON: {0}")]
     Encode(serde_json::Error),
+    #[error(transparent)]
+    Policy(#[from] defaults::PolicyError),
+    #[error("no host {0:?} in the pool")]
+    NoHost(String),
+    #[error("give the guest's CPU model: --model-of HOST or --model FILE")]
+    NoModel,
+}
+
+fn parse_bits(s: &str) -> Result<SpecCtrl, String> {
+    let mut bits = SpecCtrl::empty();
+    for name in s.split('|').map(str::trim).filter(|n| !n.is_empty()) {
+        bits |= SpecCtrl::from_name(name).ok_or_else(|| {
+            let known: Vec<&str> = SpecCtrl::all().iter_names().map(|(n, _)| n).collect();
+            format!(
+                "no IA32_SPEC_CTRL bit {name:?} (known: {})",
+                known.join(", ")
+            )
+        })?;
+    }
+    Ok(bits)
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(p: &PathBuf) -> Result<T, CliError> {
+    let path = p.display().to_string();
+    let text = fs::read_to_string(p).map_err(|source| CliError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| CliError::Parse {
+        path,
+        what: "CPU model",
+        source,
+    })
 }
 
 /// A file holds one host model or a whole pool.
@@ -105,7 +157,11 @@ fn load(paths: &[PathBuf]) -> Result<Pool, CliError> {
         } else {
             serde_json::from_str::<HostModel>(&text).map(File::Host)
         };
-        match parsed.map_err(|source| CliError::Parse { path, source })? {
+        match parsed.map_err(|source| CliError::Parse {
+            path,
+            what: "host or pool",
+            source,
+        })? {
             File::Pool(pool) => hosts.extend(pool.hosts),
             File::Host(h) => hosts.push(h),
         }
@@ -128,8 +184,8 @@ fn emit(json: String, output: Option<PathBuf>) -> Result<(), CliError> {
 
 fn run(cli: Cli) -> Result<(), CliError> {
     match cli.cmd {
-        Cmd::Facts { name, cpu, output } => {
-            let h = hostfacts::this_host(&name, cpu)?;
+        Cmd::Facts { name, output } => {
+            let h = hostfacts::this_host(&name)?;
             emit(
                 serde_json::to_string_pretty(&h).map_err(CliError::Encode)?,
                 output,
@@ -141,6 +197,24 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 serde_json::to_string_pretty(&pool).map_err(CliError::Encode)?,
                 output,
             )
+        }
+        Cmd::Default {
+            model_of,
+            model,
+            opt_out,
+            files,
+        } => {
+            let pool = load(&files)?;
+            let model = match (model_of, model) {
+                (Some(name), _) => {
+                    GuestModel::of_host(pool.host(&name).ok_or(CliError::NoHost(name))?)
+                }
+                (None, Some(path)) => read_json(&path)?,
+                (None, None) => return Err(CliError::NoModel),
+            };
+            let d = pool.default_policy(model, Opts { opt_out })?;
+            print!("{}", defaults::default_table(&d));
+            Ok(())
         }
         Cmd::Table { files } => {
             print!("{}", pool::table(&load(&files)?));
