@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! kfsc-policy facts --name spr-a -o spr-a.json   # this host's facts, from KVM
+//! kfsc-policy verify spr-a.json                  # this host still has them
 //! kfsc-policy pool spr-a.json icx.json -o pool.json
 //! kfsc-policy default --model-of icx pool.json   # what each host forces for every guest
 //! kfsc-policy table pool.json                    # ... and for reports through the virtual MSRs
@@ -39,6 +40,12 @@ enum Cmd {
         /// Write here instead of standard output.
         #[arg(short, long)]
         output: Option<PathBuf>,
+    },
+    /// Check that this host (from KVM) has the facts a host file records:
+    /// IA32_ARCH_CAPABILITIES, CPUID.(7,2):EDX and the bits it can force.
+    Verify {
+        /// The host file.
+        file: PathBuf,
     },
     /// Merge host files (or pool files) into one pool.
     Pool {
@@ -105,6 +112,8 @@ enum CliError {
     NoHost(String),
     #[error("give the guest's CPU model: --model-of HOST or --model FILE")]
     NoModel,
+    #[error("this host differs from {path}: {diffs}")]
+    Differs { path: String, diffs: String },
 }
 
 fn parse_bits(s: &str) -> Result<SpecCtrl, String> {
@@ -190,6 +199,43 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 serde_json::to_string_pretty(&h).map_err(CliError::Encode)?,
                 output,
             )
+        }
+        Cmd::Verify { file } => {
+            let want = load(std::slice::from_ref(&file))?
+                .hosts
+                .pop()
+                .ok_or(CliError::NoHost(file.display().to_string()))?;
+            let have = hostfacts::this_host(&want.name)?;
+            let mut diffs = Vec::new();
+            if have.arch_capabilities != want.arch_capabilities {
+                diffs.push(format!(
+                    "IA32_ARCH_CAPABILITIES {:#x}, the file says {:#x}",
+                    have.arch_capabilities, want.arch_capabilities
+                ));
+            }
+            if have.cpuid_7_2_edx != want.cpuid_7_2_edx {
+                diffs.push(format!(
+                    "CPUID.(7,2):EDX {:#x}, the file says {:#x}",
+                    have.cpuid_7_2_edx, want.cpuid_7_2_edx
+                ));
+            }
+            if have.supported != want.supported {
+                diffs.push(format!(
+                    "can force {}, the file says {}",
+                    have.supported, want.supported
+                ));
+            }
+            if !diffs.is_empty() {
+                return Err(CliError::Differs {
+                    path: file.display().to_string(),
+                    diffs: diffs.join("; "),
+                });
+            }
+            println!(
+                "{}: this host has the recorded facts (IA32_ARCH_CAPABILITIES {:#x}, CPUID.(7,2):EDX {:#x}, can force {})",
+                want.name, have.arch_capabilities, have.cpuid_7_2_edx, have.supported
+            );
+            Ok(())
         }
         Cmd::Pool { files, output } => {
             let pool = load(&files)?;
