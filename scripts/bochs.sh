@@ -45,7 +45,7 @@ fi
 # make check's Bochs and errata-proof's one per left-out fix, and spares.
 kfsc_prune 12 "$prefix" "$KFSC_CACHE"/bochs/[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]
 models=$("$prefix/bin/bochs" -help cpu 2>&1 || true)
-for model in sapphire_rapids tigerlake ryzen; do
+for model in sapphire_rapids tigerlake corei7_icelake_u arrow_lake ryzen; do
 	grep -qw $model <<<"$models" || die "bochs at $prefix has no $model model"
 done
 echo "$prefix"
