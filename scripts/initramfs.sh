@@ -34,6 +34,10 @@ cp "$KFSC_ROOT/scripts/guest/lib.sh" "$KFSC_ROOT/scripts/guest/lifecycle.sh" \
 	"$KFSC_ROOT/scripts/guest/kmemleak.sh" "$root/"
 cp "$KFSC_ROOT"/scripts/guest/suites/* "$root/suites/"
 cp "$KFSC_ROOT/scripts/guest/realguest.sh" "$root/"
+# What the emulated Intel CPU reports of its mitigations, and what it must
+# (cpu_facts in lib.sh).
+gcc -static -O2 -Wall -Werror -o "$root/bin/cpu-facts" "$KFSC_ROOT/scripts/guest/cpu-facts.c"
+cp "$KFSC_ROOT/scripts/guest/cpu-facts.list" "$root/"
 if [ -n "${QEMU:-}" ]; then
 	mkdir -p "$root/qemu"
 	cp "$QEMU"/qemu-system-x86_64 "$QEMU"/qboot.rom "$QEMU"/linuxboot_dma.bin \

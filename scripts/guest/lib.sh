@@ -163,3 +163,38 @@ forcing_tests() {
 	unset FSC_BACKEND
 	rmmod_fsc
 }
+
+# fact MODEL NAME: what the table of the Bochs Intel models
+# (cpu-facts.list, beside this file) says the model's part reports as NAME
+# (a column of its header line).
+fact() {
+	awk -v m="$1" -v n="$2" '
+		/^#/ || NF == 0 { next }
+		!header { for (i = 1; i <= NF; i++) col[$i] = i; header = 1; next }
+		$1 == m && (n in col) { print $col[n]; found = 1 }
+		END { exit !found }' "$(dirname "$0")/../cpu-facts.list" && return 0
+	echo "no fact $2 of $1 in cpu-facts.list" >&2
+	return 1
+}
+
+# fact_is MODEL NAME: the booted CPU reports NAME as the table says.
+fact_is() {
+	want=$(fact "$1" "$2") || return 1
+	got=$(/bin/cpu-facts "$2") || return 1
+	[ "$got" = "$want" ] && return 0
+	echo "$2 of $1: expected $want, read $got"
+	return 1
+}
+
+# cpu_facts MODEL: the booted CPU reports what the real part behind the
+# Bochs model MODEL reports (scripts/bochs/0010): IA32_ARCH_CAPABILITIES,
+# CPUID.(EAX=7,ECX=2):EDX, and the IA32_SPEC_CTRL bits WRMSR accepts (the
+# boot needs msr.allow_writes=on). Three results.
+cpu_facts() {
+	t "cpu: $1 IA32_ARCH_CAPABILITIES is $(fact "$1" arch_capabilities)" 60 \
+		fact_is "$1" arch_capabilities
+	t "cpu: $1 CPUID.(7,2):EDX is $(fact "$1" cpuid_7_2_edx)" 60 \
+		fact_is "$1" cpuid_7_2_edx
+	t "cpu: $1 IA32_SPEC_CTRL accepts $(fact "$1" spec_ctrl)" 60 \
+		fact_is "$1" spec_ctrl
+}
