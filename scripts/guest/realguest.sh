@@ -9,10 +9,12 @@ BHI_DIS_S=0x400
 SSBD=0x4
 # The guest must not choose BHI_DIS_S itself (spectre_bhi=off: it believes
 # it relies on software BHB clearing), so that the bit is the host's alone.
-# The emulated host is not affected by Speculative Store Bypass, and KVM says
-# so to guests twice (ARCH_CAPABILITIES.SSB_NO, and CPUID 0x80000008 EBX
-# AMD_SSB_NO, which KVM sets whenever its host is unaffected): with both
-# off, the guest kernel honours per-task SSBD requests (prctl).
+# The guest kernel must honour per-task SSBD requests (prctl), so it must
+# not be told that it is unaffected by Speculative Store Bypass: KVM says
+# so twice (ARCH_CAPABILITIES.SSB_NO, and CPUID 0x80000008 EBX AMD_SSB_NO)
+# whenever its host is unaffected. The emulated Intel hosts are affected
+# since scripts/bochs/0010 (their parts are), so KVM sets neither; the two
+# options keep it so on a Bochs whose models still claim SSB_NO.
 L2_APPEND="console=ttyS0 quiet panic=-1 spectre_bhi=off"
 L2_CPU="host,ssb-no=off,amd-no-ssb=off"
 
