@@ -87,6 +87,9 @@ impl<'de> Deserialize<'de> for SpecCtrl {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum ConfigError {
+    /// Bits without a name (`SpecCtrl::from_bits_retain`).
+    #[error(transparent)]
+    Unknown(UnknownBits),
     /// The value sets bits the mask does not hold.
     #[error("value {value} sets bits outside mask {mask}: force a bit on by putting it in both")]
     ValueOutsideMask {
@@ -150,6 +153,10 @@ impl Config {
 
     /// Hold the bits of `mask` at their value in `value`.
     pub fn new(mask: SpecCtrl, value: SpecCtrl) -> Result<Config, ConfigError> {
+        let unknown = (mask | value).bits() & !bits::KNOWN;
+        if unknown != 0 {
+            return Err(ConfigError::Unknown(UnknownBits(unknown)));
+        }
         if !mask.contains(value) {
             return Err(ConfigError::ValueOutsideMask { mask, value });
         }

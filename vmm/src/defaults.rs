@@ -12,10 +12,14 @@
 //! protects it. The rules, each with its source:
 //!
 //! 1. **Kernel Spectre v2 mode** (Linux `arch/x86/kernel/cpu/bugs.c`,
-//!    `spectre_v2_select_mitigation()`, v6.12): enhanced IBRS if the model
-//!    has `IBRS_ALL`; IBRS on kernel entry if it has `RSBA` (the RETBleed
-//!    default on Intel, `retbleed_select_mitigation()`); retpoline
-//!    otherwise.
+//!    `spectre_v2_select_mitigation()`, v6.9 to v6.15; later kernels moved
+//!    it to `spectre_v2_update_mitigation()` with the same outcome for these
+//!    inputs): enhanced IBRS if the model has `IBRS_ALL`; IBRS on kernel
+//!    entry if the RETBleed bug is set, i.e. the model has `RSBA` or its
+//!    family/model is on Linux's list ([`GuestModel::family_model`]);
+//!    retpoline otherwise. A model without the ARCH_CAPABILITIES MSR
+//!    (`CPUID.7.0:EDX[29]` clear) is `arch_capabilities: 0`. The rules are
+//!    Intel's: pools of other vendors are not modelled.
 //! 2. **Retpoline needs RSB underflow to stay in the RSB.** Intel,
 //!    "Retpoline: A Branch Target Injection Mitigation" (rev. 2022) and
 //!    "Return Stack Buffer Underflow" guidance: on parts with `RSBA`
@@ -67,7 +71,20 @@ pub struct GuestModel {
     pub arch_capabilities: u64,
     /// CPUID.(EAX=7,ECX=2):EDX as the guest sees it.
     pub cpuid_7_2_edx: u32,
+    /// Display family and model of CPUID.1:EAX as the guest sees them (Linux
+    /// also decides by model); `None`: not on any of Linux's lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family_model: Option<[u8; 2]>,
 }
+
+/// Intel family-6 models Linux marks RETBleed-affected whatever
+/// IA32_ARCH_CAPABILITIES says (`arch/x86/kernel/cpu/common.c`,
+/// `cpu_vuln_blacklist`, the `RETBLEED` entries, v6.12): Skylake, Kaby Lake,
+/// Cannon Lake, Ice Lake client, Comet Lake, Lakefield, Rocket Lake. A
+/// guest without eIBRS on such a model uses IBRS on kernel entry.
+const RETBLEED_MODELS: [u8; 11] = [
+    0x4e, 0x5e, 0x55, 0x8e, 0x9e, 0x66, 0x7e, 0xa5, 0xa6, 0x8a, 0xa7,
+];
 
 impl GuestModel {
     /// The model a host's own facts would give (a host-passthrough model).
@@ -75,7 +92,12 @@ impl GuestModel {
         GuestModel {
             arch_capabilities: h.arch_capabilities,
             cpuid_7_2_edx: h.cpuid_7_2_edx,
+            family_model: h.family_model,
         }
+    }
+
+    fn retbleed_model(&self) -> bool {
+        matches!(self.family_model, Some([6, m]) if RETBLEED_MODELS.contains(&m))
     }
 
     fn has(&self, ac: u64) -> bool {
@@ -86,7 +108,7 @@ impl GuestModel {
     pub fn linux_choice(&self) -> LinuxChoice {
         let v2 = if self.has(arch_cap::IBRS_ALL) {
             V2Mode::Eibrs
-        } else if self.has(arch_cap::RSBA) {
+        } else if self.has(arch_cap::RSBA) || self.retbleed_model() {
             V2Mode::Ibrs
         } else {
             V2Mode::Retpoline
@@ -113,6 +135,7 @@ impl GuestModel {
 
 /// Linux's kernel-mode Spectre v2 mitigation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum V2Mode {
     /// Enhanced IBRS.
     Eibrs,
@@ -122,8 +145,19 @@ pub enum V2Mode {
     Retpoline,
 }
 
+impl fmt::Display for V2Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            V2Mode::Eibrs => "eIBRS",
+            V2Mode::Ibrs => "IBRS on kernel entry",
+            V2Mode::Retpoline => "retpoline",
+        })
+    }
+}
+
 /// Linux's BHI mitigation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Bhi {
     /// None: the model says `BHI_NO`.
     NotAffected,
@@ -133,6 +167,17 @@ pub enum Bhi {
     SetsBhiDisS,
     /// The software BHB-clearing sequence.
     ClearsBhb,
+}
+
+impl fmt::Display for Bhi {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Bhi::NotAffected => "nothing (BHI_NO)",
+            Bhi::Retpoline => "nothing (retpoline covers it)",
+            Bhi::SetsBhiDisS => "BHI_DIS_S, set by the guest",
+            Bhi::ClearsBhb => "software BHB clearing",
+        })
+    }
 }
 
 /// What a Linux guest picks from its model.
@@ -155,6 +200,7 @@ pub struct Opts {
 
 /// Why the guest's choice is not effective on a host without help.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Why {
     /// Retpoline, on a host with RRSBA, without `RRSBA_DIS_S`.
     RetpolineRrsba,
@@ -164,6 +210,9 @@ pub enum Why {
     BhbClearOnBhiCtrl,
     /// Nothing for BHI (model `BHI_NO`), on a host affected by BHI.
     BhiNoOnAffected,
+    /// Retpoline relied on for BHI, on an RRSBA host where `RRSBA_DIS_S` is
+    /// opted out.
+    RetpolineBhiRrsba,
 }
 
 impl fmt::Display for Why {
@@ -173,6 +222,7 @@ impl fmt::Display for Why {
             Why::RetpolineRsba => "the guest's retpoline is incomplete where RET falls back to the BTB (RSBA), and no bit prevents it",
             Why::BhbClearOnBhiCtrl => "the guest's software BHB clearing does not cover this part's branch history (BHI_CTRL)",
             Why::BhiNoOnAffected => "the guest was told BHI_NO and does nothing against BHI, which affects this part",
+            Why::RetpolineBhiRrsba => "the guest relies on retpoline against BHI, which RRSBA undoes here while RRSBA_DIS_S is opted out",
         })
     }
 }
@@ -292,7 +342,7 @@ impl Pool {
         opts: Opts,
     ) -> Result<DefaultDecision, PolicyError> {
         // Rule 5.
-        for h in &self.hosts {
+        for h in self.hosts() {
             let missing = model.cpuid_7_2_edx & !h.cpuid_7_2_edx;
             if missing != 0 {
                 return Err(PolicyError::ModelExceedsHost {
@@ -314,7 +364,7 @@ impl Pool {
         let mut advertise = 0;
         let mut withdraw = 0;
         // Rule 4: honest RRSBA.
-        for h in &self.hosts {
+        for h in self.hosts() {
             if h.arch_capabilities & arch_cap::RRSBA != 0 && !can(h, SpecCtrl::RRSBA_DIS_S) {
                 advertise |= arch_cap::RRSBA;
             }
@@ -323,7 +373,7 @@ impl Pool {
         // (an opted-out bit counts as forcible: the table shows the
         // exposure instead).
         if model.arch_capabilities & arch_cap::BHI_NO != 0 {
-            for h in &self.hosts {
+            for h in self.hosts() {
                 let affected = h.arch_capabilities & arch_cap::BHI_NO == 0;
                 if affected && !h.supported.contains(SpecCtrl::BHI_DIS_S) {
                     withdraw |= arch_cap::BHI_NO;
@@ -339,7 +389,7 @@ impl Pool {
         if adjusted(advertise).linux_choice().v2 == V2Mode::Retpoline {
             let m = adjusted(advertise);
             let choice = m.linux_choice();
-            let incomplete = self.hosts.iter().any(|h| {
+            let incomplete = self.hosts().iter().any(|h| {
                 let (need, rsba) = needs(h, &choice);
                 rsba || need
                     .iter()
@@ -352,8 +402,21 @@ impl Pool {
         let advised = adjusted(advertise);
         let choice = advised.linux_choice();
         let mut hosts = Vec::new();
-        for h in &self.hosts {
-            let (need, _) = needs(h, &choice);
+        for h in self.hosts() {
+            let (mut need, _) = needs(h, &choice);
+            let ac = h.arch_capabilities;
+            let affected = ac & arch_cap::BHI_NO == 0;
+            let bhi_ctrl = h.cpuid_7_2_edx & edx::BHI_CTRL != 0;
+            // A guest that relies on retpoline for BHI is covered only while
+            // RRSBA_DIS_S is in force on an RRSBA host.
+            if choice.bhi == Bhi::Retpoline
+                && ac & arch_cap::RRSBA != 0
+                && !choice.sets_rrsba_dis_s
+                && opts.opt_out.contains(SpecCtrl::RRSBA_DIS_S)
+                && affected
+            {
+                need.push((SpecCtrl::BHI_DIS_S, Why::RetpolineBhiRrsba));
+            }
             let mut d = HostDefault {
                 host: h.name.clone(),
                 forced: SpecCtrl::empty(),
@@ -364,6 +427,8 @@ impl Pool {
                     d.exposed.push(Exposure { bit, why });
                 } else if can(h, bit) {
                     d.forced |= bit;
+                } else if why == Why::RetpolineBhiRrsba && !bhi_ctrl {
+                    d.exposed.push(Exposure { bit, why });
                 } else {
                     return Err(PolicyError::Unprotectable {
                         host: h.name.clone(),
@@ -372,6 +437,19 @@ impl Pool {
                         supported: h.supported,
                     });
                 }
+            }
+            // Backstops: where the guest sets a bit itself, the host forces
+            // it too if it can. The value is the guest's own, so it costs
+            // nothing, and it protects kernels older than the prediction
+            // (before the 2024 BHI patches, or retpoline kernels without
+            // spec_ctrl_disable_kernel_rrsba()).
+            if choice.bhi == Bhi::SetsBhiDisS && affected && bhi_ctrl && can(h, SpecCtrl::BHI_DIS_S)
+            {
+                d.forced |= SpecCtrl::BHI_DIS_S;
+            }
+            if choice.sets_rrsba_dis_s && ac & arch_cap::RRSBA != 0 && can(h, SpecCtrl::RRSBA_DIS_S)
+            {
+                d.forced |= SpecCtrl::RRSBA_DIS_S;
             }
             hosts.push(d);
         }
@@ -434,7 +512,7 @@ pub fn default_table(d: &DefaultDecision) -> String {
     );
     let _ = writeln!(
         s,
-        "a Linux guest picks: spectre_v2 {:?}{}, BHI {:?}",
+        "a Linux guest picks: spectre_v2 {}{}, BHI {}",
         c.v2,
         if c.sets_rrsba_dis_s {
             " + RRSBA_DIS_S"

@@ -44,7 +44,28 @@ pub fn this_host(name: &str) -> Result<HostModel, FactsError> {
         supported,
         source: Some("kfsc-policy facts (KVM on this host)".into()),
         microcode: microcode(),
+        family_model: Some(family_model()),
     })
+}
+
+/// Display family and model of CPUID.1:EAX (Intel SDM vol. 2A, CPUID).
+fn family_model() -> [u8; 2] {
+    let eax = core::arch::x86_64::__cpuid(1).eax;
+    let family = (eax >> 8) & 0xf;
+    let ext_family = (eax >> 20) & 0xff;
+    let model = (eax >> 4) & 0xf;
+    let ext_model = (eax >> 16) & 0xf;
+    let display_family = if family == 0xf {
+        family + ext_family
+    } else {
+        family
+    };
+    let display_model = if family == 0x6 || family == 0xf {
+        (ext_model << 4) | model
+    } else {
+        model
+    };
+    [display_family as u8, display_model as u8]
 }
 
 /// The running microcode revision, from /proc/cpuinfo.

@@ -47,6 +47,10 @@ pub mod arch_cap {
     pub const BHI_NO: u64 = 1 << 20;
     /// The virtual mitigation MSRs exist.
     pub const VIRTUAL_ENUM: u64 = 1 << 63;
+    /// The bits the pool policy decides by: the same on a host and in what
+    /// KVM offers its guests (KVM passes them through; it sets some other
+    /// bits itself).
+    pub const POLICY: u64 = IBRS_ALL | RSBA | RRSBA | BHI_NO;
 }
 
 /// `MSR_VIRTUAL_ENUMERATION` bit 0.
@@ -56,6 +60,7 @@ pub const MITIGATION_CTRL_SUPPORT: u64 = 1 << 0;
 /// `MSR_VIRTUAL_MITIGATION_ENUM` (`*_SUPPORT`) and
 /// `MSR_VIRTUAL_MITIGATION_CTRL` (`*_USED`), which share the layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Mitigation {
     /// The short BHB-clearing sequence in supervisor mode (bit 0).
     BhbClearSeqS,
@@ -105,6 +110,7 @@ pub fn mitigations(bits: u64) -> impl Iterator<Item = Mitigation> {
 
 /// A guest access the VMM must refuse: inject #GP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum Fault {
     /// The MSR is not one of the emulated ones, or does not exist for this
     /// guest (nothing advertised).
@@ -125,6 +131,7 @@ pub enum Fault {
 
 /// What a guest write changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WriteEffect {
     /// The guest's report changed to these `MSR_VIRTUAL_MITIGATION_CTRL`
     /// bits: the VMM recomputes the vCPU's forcing at once.
@@ -135,13 +142,38 @@ pub enum WriteEffect {
 
 /// What this VM is told about the virtual MSRs (the same on every host of
 /// its migration pool; see [`crate::pool::Decision::advertised`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// # Invariants
+///
+/// `mitigations` holds only bits of [`MITIGATION_BITS`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Advertised {
-    /// `MSR_VIRTUAL_MITIGATION_ENUM`: the mitigations the guest may report.
-    pub mitigations: u64,
+    mitigations: u64,
 }
 
+/// Bits of `MSR_VIRTUAL_MITIGATION_ENUM` that name no mitigation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+#[error("MSR_VIRTUAL_MITIGATION_ENUM bits {0:#x} name no mitigation (known: {MITIGATION_BITS:#x})")]
+pub struct UnknownMitigations(pub u64);
+
 impl Advertised {
+    /// Nothing advertised: the virtual MSRs do not exist for the guest.
+    pub const NONE: Advertised = Advertised { mitigations: 0 };
+
+    /// Advertise `mitigations` (`MSR_VIRTUAL_MITIGATION_ENUM` bits).
+    pub const fn new(mitigations: u64) -> Result<Advertised, UnknownMitigations> {
+        if mitigations & !MITIGATION_BITS != 0 {
+            return Err(UnknownMitigations(mitigations & !MITIGATION_BITS));
+        }
+        // INVARIANT: checked just above.
+        Ok(Advertised { mitigations })
+    }
+
+    /// `MSR_VIRTUAL_MITIGATION_ENUM`: the mitigations the guest may report.
+    pub const fn mitigations(&self) -> u64 {
+        self.mitigations
+    }
+
     /// Whether the virtual MSRs exist for the guest at all.
     pub const fn any(&self) -> bool {
         self.mitigations != 0
@@ -151,7 +183,7 @@ impl Advertised {
 /// The emulated MSRs that the VMM filters, as `(first MSR, count, read,
 /// write)`: the ranges to deny in `KVM_X86_SET_MSR_FILTER`, so that those
 /// accesses exit to userspace.
-pub const FILTERED: [(u32, u32, bool, bool); 2] = [
+pub(crate) const FILTERED: [(u32, u32, bool, bool); 2] = [
     // Only the read: KVM's own handling of a guest write (#GP) is kept.
     (MSR_IA32_ARCH_CAPABILITIES, 1, true, false),
     (MSR_VIRTUAL_ENUMERATION, 3, true, true),
@@ -164,6 +196,9 @@ pub const FILTERED: [(u32, u32, bool, bool); 2] = [
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VcpuMsrState {
+    /// The format of this state, [`VcpuMsrState::VERSION`]; a state of
+    /// another version is refused.
+    pub version: u32,
     /// `MSR_VIRTUAL_MITIGATION_CTRL`.
     pub mitigation_ctrl: u64,
     /// `MSR_VIRTUAL_MITIGATION_ENUM` as advertised to the guest.
@@ -172,11 +207,21 @@ pub struct VcpuMsrState {
     pub arch_capabilities: u64,
 }
 
+impl VcpuMsrState {
+    /// The format [`VcpuMsrs::save`] writes and [`VcpuMsrs::restore`] takes.
+    /// Version 1 added the advertisement and IA32_ARCH_CAPABILITIES (crate
+    /// 0.1.0's state had only `mitigation_ctrl` and no version).
+    pub const VERSION: u32 = 1;
+}
+
 /// Why a saved state cannot be restored; the destination's vCPU is left as
 /// it was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum RestoreError {
+    /// A state of a format this crate does not know.
+    #[error("saved virtual-MSR state of version {0}, this VMM reads version {v}", v = VcpuMsrState::VERSION)]
+    Version(u32),
     /// The source advertised other mitigations than this destination.
     #[error("the guest was told MSR_VIRTUAL_MITIGATION_ENUM={source_adv:#x}, this host advertises {here:#x}: give every host of the pool the same decision (kfsc-policy table)")]
     AdvertisementChanged {
@@ -221,13 +266,13 @@ impl VcpuMsrs {
     /// A vCPU at reset. `arch_capabilities` is IA32_ARCH_CAPABILITIES of the
     /// VMM's *final* CPU model for the vCPU (after its CPU template or
     /// profile; e.g. `VcpuFdExt::arch_capabilities` once the VMM has set
-    /// it), which the guest would read without the virtual MSRs.
+    /// it), which the guest would read without the virtual MSRs. On a
+    /// migration's destination, that is the destination's own model, not
+    /// the value in the snapshot: [`VcpuMsrs::restore`] compares the two.
     pub fn new(adv: Advertised, arch_capabilities: u64) -> Self {
-        // INVARIANT: the state starts at 0.
+        // INVARIANT: the state starts at 0, and `adv` holds only known bits.
         VcpuMsrs {
-            adv: Advertised {
-                mitigations: adv.mitigations & MITIGATION_BITS,
-            },
+            adv,
             arch_capabilities: arch_capabilities & !arch_cap::VIRTUAL_ENUM,
             state: Report::default(),
         }
@@ -292,6 +337,12 @@ impl VcpuMsrs {
         }
     }
 
+    /// The VMM changed its CPU model's IA32_ARCH_CAPABILITIES (a template
+    /// applied after the vCPU was created).
+    pub fn set_arch_capabilities(&mut self, arch_capabilities: u64) {
+        self.arch_capabilities = arch_capabilities & !arch_cap::VIRTUAL_ENUM;
+    }
+
     /// IA32_ARCH_CAPABILITIES as the guest reads it.
     pub fn guest_arch_capabilities(&self) -> u64 {
         match self.read(MSR_IA32_ARCH_CAPABILITIES) {
@@ -303,6 +354,7 @@ impl VcpuMsrs {
     /// The state to migrate.
     pub fn save(&self) -> VcpuMsrState {
         VcpuMsrState {
+            version: VcpuMsrState::VERSION,
             mitigation_ctrl: self.state.mitigation_ctrl,
             advertised: self.adv.mitigations,
             arch_capabilities: self.guest_arch_capabilities(),
@@ -311,6 +363,9 @@ impl VcpuMsrs {
 
     /// Take a migrated state; on error nothing changes.
     pub fn restore(&mut self, state: VcpuMsrState) -> Result<WriteEffect, RestoreError> {
+        if state.version != VcpuMsrState::VERSION {
+            return Err(RestoreError::Version(state.version));
+        }
         if state.advertised != self.adv.mitigations {
             return Err(RestoreError::AdvertisementChanged {
                 source_adv: state.advertised,

@@ -13,7 +13,7 @@
 //! exits to userspace when `KVM_MSR_EXIT_REASON_FILTER` is enabled
 //! ([`crate::kvm::enable_msr_exits`]), and raises #GP otherwise.
 
-use crate::msr::FILTERED;
+use crate::msr::{Advertised, FILTERED};
 use kvm_bindings::{KVM_MSR_FILTER_MAX_BITMAP_SIZE, KVM_MSR_FILTER_MAX_RANGES};
 use kvm_ioctls::{MsrFilterDefaultAction, MsrFilterRange, MsrFilterRangeFlags, VmFd};
 use std::collections::BTreeSet;
@@ -24,7 +24,13 @@ use thiserror::Error;
 type Run = (u32, Vec<bool>);
 
 /// MSRs one range can cover (KVM's bitmap limit, in bits).
-const MAX_RANGE_MSRS: u32 = KVM_MSR_FILTER_MAX_BITMAP_SIZE * 8;
+pub const MAX_RANGE_MSRS: u32 = KVM_MSR_FILTER_MAX_BITMAP_SIZE * 8;
+
+/// The bitmap bytes KVM reads for `msr_count` MSRs: it copies whole longs
+/// (`BITS_TO_LONGS(nmsrs) * sizeof(long)` in `kvm_add_msr_filter()`).
+pub const fn bitmap_len(msr_count: u32) -> usize {
+    msr_count.div_ceil(64) as usize * 8
+}
 
 /// One range of an [`MsrFilter`], owning its bitmap.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,7 +39,8 @@ pub struct Range {
     pub flags: MsrFilterRangeFlags,
     /// The first MSR.
     pub base: u32,
-    /// One bit per MSR from `base` (bit set: allowed), `msr_count` bits.
+    /// One bit per MSR from `base` (bit set: allowed), at least
+    /// [`bitmap_len`]`(msr_count)` bytes (KVM reads whole longs).
     pub bitmap: Vec<u8>,
     /// How many MSRs the range covers.
     pub msr_count: u32,
@@ -56,16 +63,32 @@ impl Range {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum FilterError {
-    /// A range's bitmap is shorter than its MSR count needs, or the range
-    /// wraps around the MSR space.
-    #[error("MSR filter range at {base:#x}: {msr_count} MSRs need a bitmap of {} bytes, it has {have}", msr_count.div_ceil(8))]
-    BadRange {
+    /// A range's bitmap is shorter than KVM reads for its MSR count.
+    #[error("MSR filter range at {base:#x}: {msr_count} MSRs need a bitmap of {} bytes (KVM reads whole longs), it has {have}", bitmap_len(*msr_count))]
+    ShortBitmap {
         /// The range's first MSR.
         base: u32,
         /// Its MSR count.
         msr_count: u32,
         /// Its bitmap's length in bytes.
         have: usize,
+    },
+    /// A range that KVM refuses: no MSRs, more than [`MAX_RANGE_MSRS`], or
+    /// past the last MSR.
+    #[error("MSR filter range at {base:#x} with {msr_count} MSRs: KVM takes 1 to {MAX_RANGE_MSRS} MSRs per range, within the 32-bit MSR space")]
+    BadSize {
+        /// The range's first MSR.
+        base: u32,
+        /// Its MSR count.
+        msr_count: u32,
+    },
+    /// A range whose flags are empty or not READ/WRITE.
+    #[error("MSR filter range at {base:#x}: flags {flags:#x}, KVM takes READ, WRITE or both")]
+    BadFlags {
+        /// The range's first MSR.
+        base: u32,
+        /// Its flags.
+        flags: u32,
     },
     /// The merged filter needs more ranges than KVM takes.
     #[error("the merged MSR filter needs {0} ranges, KVM takes at most {KVM_MSR_FILTER_MAX_RANGES}: filter fewer MSRs, or group them")]
@@ -85,10 +108,18 @@ pub struct MsrFilter {
 }
 
 impl MsrFilter {
-    /// The filter this crate needs: the guest's accesses to the virtual
-    /// mitigation MSRs, and its reads of IA32_ARCH_CAPABILITIES, denied (so
-    /// that they exit to the VMM); everything else allowed.
-    pub fn virtual_msrs() -> MsrFilter {
+    /// The filter this crate needs for a VM told `adv`: the guest's
+    /// accesses to the virtual mitigation MSRs, and its reads of
+    /// IA32_ARCH_CAPABILITIES, denied (so that they exit to the VMM);
+    /// everything else allowed. With nothing advertised, nothing is denied:
+    /// the MSRs do not exist and KVM answers IA32_ARCH_CAPABILITIES itself.
+    pub fn virtual_msrs(adv: Advertised) -> MsrFilter {
+        if !adv.any() {
+            return MsrFilter {
+                default_allow: true,
+                ranges: Vec::new(),
+            };
+        }
         let ranges = FILTERED
             .iter()
             .map(|&(base, msr_count, read, write)| {
@@ -98,7 +129,7 @@ impl MsrFilter {
                 Range {
                     flags,
                     base,
-                    bitmap: vec![0; msr_count.div_ceil(8) as usize],
+                    bitmap: vec![0; bitmap_len(msr_count)],
                     msr_count,
                 }
             })
@@ -117,25 +148,48 @@ impl MsrFilter {
             .map_or(self.default_allow, |r| r.allows(msr))
     }
 
-    fn check(&self) -> Result<(), FilterError> {
+    /// Whether KVM would take the filter: every range with READ and/or
+    /// WRITE, 1 to [`MAX_RANGE_MSRS`] MSRs within the MSR space, a bitmap
+    /// of [`bitmap_len`] bytes; at most `KVM_MSR_FILTER_MAX_RANGES` ranges.
+    pub fn check(&self) -> Result<(), FilterError> {
+        let rw = MsrFilterRangeFlags::READ | MsrFilterRangeFlags::WRITE;
         for r in &self.ranges {
-            let short = r.bitmap.len() < r.msr_count.div_ceil(8) as usize;
-            if short || r.base.checked_add(r.msr_count).is_none() {
-                return Err(FilterError::BadRange {
+            if r.flags.is_empty() || !rw.contains(r.flags) {
+                return Err(FilterError::BadFlags {
+                    base: r.base,
+                    flags: r.flags.bits(),
+                });
+            }
+            if r.msr_count == 0
+                || r.msr_count > MAX_RANGE_MSRS
+                || r.base.checked_add(r.msr_count).is_none()
+            {
+                return Err(FilterError::BadSize {
+                    base: r.base,
+                    msr_count: r.msr_count,
+                });
+            }
+            if r.bitmap.len() < bitmap_len(r.msr_count) {
+                return Err(FilterError::ShortBitmap {
                     base: r.base,
                     msr_count: r.msr_count,
                     have: r.bitmap.len(),
                 });
             }
         }
+        if self.ranges.len() > KVM_MSR_FILTER_MAX_RANGES as usize {
+            return Err(FilterError::TooManyRanges(self.ranges.len()));
+        }
         Ok(())
     }
 
     /// One filter that allows an access iff both `self` and `other` do.
     ///
-    /// The result covers exactly the MSRs that either covers, split where
-    /// KVM's bitmap size requires, with read and write ranges shared where
-    /// they agree; it fails if that takes more ranges than KVM accepts.
+    /// The result has a range per stretch of MSRs (up to KVM's bitmap size)
+    /// whose decision differs from the merged default, with read and write
+    /// sharing a range where they agree; it fails if that takes more ranges
+    /// than KVM accepts. KVM never filters the x2APIC MSRs (0x800-0x8ff)
+    /// whatever the filter says.
     pub fn merge(&self, other: &MsrFilter) -> Result<MsrFilter, FilterError> {
         self.check()?;
         other.check()?;
@@ -181,19 +235,24 @@ impl MsrFilter {
                 covered.extend(r.base..r.base + r.msr_count);
             }
         }
+        // Runs of MSRs whose merged decision differs from the default, each
+        // grown over the gaps to the next such MSR while it fits one range
+        // (a gap MSR gets the default, which it would get anyway).
         let mut runs: Vec<Run> = Vec::new();
         for msr in covered {
             let allowed = self.allows(msr, access) && other.allows(msr, access);
+            if allowed == default_allow {
+                continue;
+            }
             match runs.last_mut() {
-                Some((base, bits))
-                    if *base + bits.len() as u32 == msr && (bits.len() as u32) < MAX_RANGE_MSRS =>
-                {
-                    bits.push(allowed)
+                Some((base, bits)) if msr - *base < MAX_RANGE_MSRS => {
+                    let gap = (msr - *base) as usize - bits.len();
+                    bits.extend(std::iter::repeat_n(default_allow, gap));
+                    bits.push(allowed);
                 }
                 _ => runs.push((msr, vec![allowed])),
             }
         }
-        runs.retain(|(_, bits)| bits.iter().any(|&a| a != default_allow));
         runs
     }
 
@@ -213,9 +272,6 @@ impl MsrFilter {
     /// `KVM_X86_SET_MSR_FILTER` with this filter, replacing the VM's.
     pub fn install(&self, vm: &VmFd) -> Result<(), FilterError> {
         self.check()?;
-        if self.ranges.len() > KVM_MSR_FILTER_MAX_RANGES as usize {
-            return Err(FilterError::TooManyRanges(self.ranges.len()));
-        }
         let action = if self.default_allow {
             MsrFilterDefaultAction::ALLOW
         } else {
@@ -227,7 +283,7 @@ impl MsrFilter {
 }
 
 fn range(flags: MsrFilterRangeFlags, base: u32, bits: &[bool]) -> Range {
-    let mut bitmap = vec![0u8; bits.len().div_ceil(8)];
+    let mut bitmap = vec![0u8; bitmap_len(bits.len() as u32)];
     for (i, _) in bits.iter().enumerate().filter(|(_, &a)| a) {
         bitmap[i / 8] |= 1 << (i % 8);
     }
@@ -248,87 +304,92 @@ mod tests {
     const ACCESSES: [MsrFilterRangeFlags; 2] =
         [MsrFilterRangeFlags::READ, MsrFilterRangeFlags::WRITE];
     const R: MsrFilterRangeFlags = MsrFilterRangeFlags::READ;
+    const ADV: Advertised = match Advertised::new(1) {
+        Ok(a) => a,
+        Err(_) => Advertised::NONE,
+    };
     const W: MsrFilterRangeFlags = MsrFilterRangeFlags::WRITE;
+
+    fn deny(flags: MsrFilterRangeFlags, base: u32, msr_count: u32) -> Range {
+        Range {
+            flags,
+            base,
+            bitmap: vec![0; bitmap_len(msr_count)],
+            msr_count,
+        }
+    }
+
+    fn filter(ranges: Vec<Range>) -> MsrFilter {
+        MsrFilter {
+            default_allow: true,
+            ranges,
+        }
+    }
 
     #[test]
     fn merged_with_a_vmm_filter() {
-        // A VMM that denies writes of the TSC and reads of 0x10a..0x10b.
-        let vmm = MsrFilter {
-            default_allow: true,
-            ranges: vec![
-                Range {
-                    flags: W,
-                    base: 0x10,
-                    bitmap: vec![0],
-                    msr_count: 1,
-                },
-                Range {
-                    flags: R,
-                    base: 0x10a,
-                    bitmap: vec![0],
-                    msr_count: 2,
-                },
-            ],
-        };
-        let m = vmm.merge(&MsrFilter::virtual_msrs()).unwrap();
+        // A VMM that denies writes of 0x10 and reads of 0x10a..0x10b.
+        let vmm = filter(vec![deny(W, 0x10, 1), deny(R, 0x10a, 2)]);
+        let m = vmm.merge(&MsrFilter::virtual_msrs(ADV)).unwrap();
+        assert!(m.check().is_ok());
         assert!(!m.allows(0x10, W) && m.allows(0x10, R));
         assert!(!m.allows(0x10b, R) && !m.allows(MSR_IA32_ARCH_CAPABILITIES, R));
         assert!(m.allows(MSR_IA32_ARCH_CAPABILITIES, W));
         assert!(!m.allows(MSR_VIRTUAL_MITIGATION_CTRL, W));
         assert!(m.allows(0x48, R) && m.allows(0x48, W));
+        // KVM reads whole longs of every bitmap.
+        assert!(m.ranges.iter().all(|r| r.bitmap.len() % 8 == 0));
     }
 
     #[test]
     fn bad_input_is_an_error() {
-        let short = MsrFilter {
-            default_allow: true,
-            ranges: vec![Range {
-                flags: R,
-                base: 0,
-                bitmap: vec![],
-                msr_count: 9,
-            }],
-        };
+        let mut short = deny(R, 0, 9);
+        short.bitmap.truncate(2);
         assert!(matches!(
-            short.merge(&MsrFilter::virtual_msrs()),
-            Err(FilterError::BadRange { .. })
+            filter(vec![short]).merge(&MsrFilter::virtual_msrs(ADV)),
+            Err(FilterError::ShortBitmap { .. })
         ));
-        let wraps = MsrFilter {
-            default_allow: true,
-            ranges: vec![Range {
+        for (base, n) in [(0, u32::MAX), (0, 0), (u32::MAX, 2)] {
+            let r = Range {
                 flags: R,
-                base: u32::MAX,
-                bitmap: vec![0],
-                msr_count: 2,
-            }],
-        };
-        assert!(wraps.merge(&MsrFilter::virtual_msrs()).is_err());
-        // Seventeen separate denied MSRs need seventeen ranges.
-        let many = MsrFilter {
-            default_allow: true,
-            ranges: (0..17)
-                .map(|i| Range {
-                    flags: R,
-                    base: i * 16,
-                    bitmap: vec![0],
-                    msr_count: 1,
-                })
-                .collect(),
-        };
+                base,
+                bitmap: vec![0; 8],
+                msr_count: n,
+            };
+            assert!(matches!(
+                filter(vec![r]).merge(&MsrFilter::virtual_msrs(ADV)),
+                Err(FilterError::BadSize { .. })
+            ));
+        }
+        let noflags = deny(MsrFilterRangeFlags::empty(), 0, 1);
         assert!(matches!(
-            many.merge(&many),
+            filter(vec![noflags]).check(),
+            Err(FilterError::BadFlags { .. })
+        ));
+    }
+
+    #[test]
+    fn ranges_are_joined_where_they_fit() {
+        // Sixteen denied MSRs close together share one range ...
+        let near = filter((0..16).map(|i| deny(R, i * 16, 1)).collect());
+        assert_eq!(near.merge(&near).unwrap().ranges.len(), 1);
+        // ... and far apart need one each: with the crate's (0x10a joins
+        // the one at 0), seventeen.
+        let far = filter((0..16).map(|i| deny(R, i * 0x10000, 1)).collect());
+        assert!(matches!(
+            far.merge(&MsrFilter::virtual_msrs(ADV)),
             Err(FilterError::TooManyRanges(17))
         ));
     }
 
     fn arb_filter() -> impl Strategy<Value = MsrFilter> {
-        let range =
-            (1u32..4, 0u32..48, 1u32..20, any::<u32>()).prop_map(|(f, base, n, bits)| Range {
-                flags: MsrFilterRangeFlags::from_bits_truncate(f),
-                base,
-                bitmap: bits.to_le_bytes()[..(n as usize).div_ceil(8)].to_vec(),
-                msr_count: n,
-            });
+        let base = prop_oneof![0u32..48, 12200u32..12400, (u32::MAX - 40)..(u32::MAX - 20)];
+        let range = (1u32..4, base, 1u32..20, any::<u64>()).prop_map(|(f, base, n, bits)| Range {
+            flags: MsrFilterRangeFlags::from_bits_truncate(f),
+            base,
+            bitmap: bits.to_le_bytes().to_vec(),
+            msr_count: n,
+        });
         (any::<bool>(), proptest::collection::vec(range, 0..4)).prop_map(
             |(default_allow, ranges)| MsrFilter {
                 default_allow,
@@ -339,12 +400,13 @@ mod tests {
 
     proptest! {
         /// The merge allows exactly what both allow, for every MSR and
-        /// access type.
+        /// access type, and is a filter KVM takes.
         #[test]
         fn merge_is_the_intersection(a in arb_filter(), b in arb_filter()) {
             let m = a.merge(&b).unwrap();
-            prop_assert!(m.ranges.len() <= KVM_MSR_FILTER_MAX_RANGES as usize);
-            for msr in 0..80 {
+            prop_assert!(m.check().is_ok());
+            let probes = (0..80).chain(12180..12440).chain((u32::MAX - 50)..u32::MAX);
+            for msr in probes {
                 for access in ACCESSES {
                     prop_assert_eq!(m.allows(msr, access), a.allows(msr, access) && b.allows(msr, access),
                         "msr {:#x} {:?}", msr, access);

@@ -35,7 +35,7 @@
 //!   shows it, and the operator should not migrate such guests there.
 
 use crate::config::SpecCtrl;
-use crate::msr::{arch_cap, mitigations, Mitigation, MITIGATION_BITS};
+use crate::msr::{arch_cap, mitigations, Advertised, Mitigation, MITIGATION_BITS};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -83,7 +83,7 @@ pub fn enumerated_spec_ctrl(cpuid_7_2_edx: u32) -> SpecCtrl {
 /// What the policy needs to know of one host model (one CPU model and
 /// kernel configuration of a migration pool).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, try_from = "RawHostModel")]
 pub struct HostModel {
     /// A name for the model, unique in a pool.
     pub name: String,
@@ -103,10 +103,47 @@ pub struct HostModel {
     /// microcode updates on some parts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub microcode: Option<String>,
+    /// Display family and model (CPUID.1:EAX), if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family_model: Option<[u8; 2]>,
+}
+
+/// A host file as written, checked into a [`HostModel`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHostModel {
+    name: String,
+    arch_capabilities: u64,
+    cpuid_7_2_edx: u32,
+    supported: SpecCtrl,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    microcode: Option<String>,
+    #[serde(default)]
+    family_model: Option<[u8; 2]>,
+}
+
+impl TryFrom<RawHostModel> for HostModel {
+    type Error = PoolError;
+    fn try_from(r: RawHostModel) -> Result<HostModel, PoolError> {
+        let h = HostModel {
+            name: r.name,
+            arch_capabilities: r.arch_capabilities,
+            cpuid_7_2_edx: r.cpuid_7_2_edx,
+            supported: r.supported,
+            source: r.source,
+            microcode: r.microcode,
+            family_model: r.family_model,
+        };
+        h.check()?;
+        Ok(h)
+    }
 }
 
 /// What a host needs for one mitigation a guest reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Need {
     /// The mitigation is effective as it is.
     Nothing,
@@ -185,15 +222,32 @@ pub struct HostForcing {
 }
 
 /// A migration pool: the host models a guest may run on.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+///
+/// # Invariants
+///
+/// At least one host; names unique; every host passes
+/// [`HostModel::check`] (also when read from a file).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, try_from = "RawPool")]
 pub struct Pool {
-    /// The host models, names unique.
-    pub hosts: Vec<HostModel>,
+    hosts: Vec<HostModel>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPool {
+    hosts: Vec<HostModel>,
+}
+
+impl TryFrom<RawPool> for Pool {
+    type Error = PoolError;
+    fn try_from(r: RawPool) -> Result<Pool, PoolError> {
+        Pool::new(r.hosts)
+    }
 }
 
 /// Why hosts do not make a pool.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PoolError {
     /// Two different host models with one name.
@@ -220,7 +274,7 @@ pub enum PoolError {
 impl Pool {
     /// A pool of `hosts`; the same model given twice counts once.
     pub fn new(hosts: impl IntoIterator<Item = HostModel>) -> Result<Pool, PoolError> {
-        let mut pool = Pool::default();
+        let mut pool = Pool { hosts: Vec::new() };
         for h in hosts {
             pool.add(h)?;
         }
@@ -243,6 +297,16 @@ impl Pool {
         }
     }
 
+    /// The host models, in the order they were added.
+    pub fn hosts(&self) -> &[HostModel] {
+        &self.hosts
+    }
+
+    /// The host models, taken out of the pool.
+    pub fn into_hosts(self) -> Vec<HostModel> {
+        self.hosts
+    }
+
     /// The host model named `name`.
     pub fn host(&self, name: &str) -> Option<&HostModel> {
         self.hosts.iter().find(|h| h.name == name)
@@ -250,15 +314,17 @@ impl Pool {
 
     /// The pool's decision.
     pub fn decide(&self) -> Decision {
-        let mut advertised = 0;
+        let mut bits = 0;
         for h in &self.hosts {
             for m in Mitigation::ALL {
                 if h.need(m) != Need::Nothing {
-                    advertised |= m.bit();
+                    bits |= m.bit();
                 }
             }
         }
-        Decision { advertised }
+        Decision {
+            advertised: Advertised::new(bits).unwrap_or_default(),
+        }
     }
 }
 
@@ -266,15 +332,15 @@ impl Pool {
 /// [`HostModel::forcing`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decision {
-    /// `MSR_VIRTUAL_MITIGATION_ENUM` for every VM of the pool (0: do not
-    /// advertise the virtual MSRs at all).
-    pub advertised: u64,
+    /// `MSR_VIRTUAL_MITIGATION_ENUM` for every VM of the pool (nothing:
+    /// do not advertise the virtual MSRs at all).
+    pub advertised: Advertised,
 }
 
 /// Every report a guest can make with the advertised mitigations, in
 /// increasing order (0 first).
-pub fn reports(advertised: u64) -> Vec<u64> {
-    let adv = advertised & MITIGATION_BITS;
+pub fn reports(advertised: Advertised) -> Vec<u64> {
+    let adv = advertised.mitigations() & MITIGATION_BITS;
     (0..=adv).filter(|r| r & !adv == 0).collect()
 }
 
@@ -298,10 +364,10 @@ pub fn table(pool: &Pool) -> String {
     let _ = writeln!(
         s,
         "advertise: ARCH_CAPABILITIES.VIRTUAL_ENUM={} MITIGATION_CTRL_SUPPORT={} MITIGATION_ENUM={:#x} ({})",
-        u8::from(d.advertised != 0),
-        u8::from(d.advertised != 0),
-        d.advertised,
-        report_name(d.advertised)
+        u8::from(d.advertised.any()),
+        u8::from(d.advertised.any()),
+        d.advertised.mitigations(),
+        report_name(d.advertised.mitigations())
     );
     let _ = writeln!(
         s,

@@ -188,6 +188,7 @@ fn bhi_no_model_and_hosts_without_the_module() {
     let model = GuestModel {
         arch_capabilities: arch_cap::IBRS_ALL | arch_cap::BHI_NO,
         cpuid_7_2_edx: 0,
+        family_model: None,
     };
     let p = pool(&["spr", "arl-s"]);
     let d = p.default_policy(model, Opts::default()).unwrap();
@@ -219,10 +220,26 @@ fn bhi_no_model_and_hosts_without_the_module() {
 #[test]
 fn host_files_are_checked() {
     let old_icx = r#"{"name":"icx","arch_capabilities":524651,"cpuid_7_2_edx":1,"supported":447}"#;
-    let h: HostModel = serde_json::from_str(old_icx).unwrap();
+    let e = serde_json::from_str::<HostModel>(old_icx).unwrap_err();
+    assert!(e.to_string().contains("IPRED_DIS_U"), "{e}");
+    // The same check where a host is built in code.
+    let h = HostModel {
+        cpuid_7_2_edx: 0,
+        ..host("spr")
+    };
     let e = Pool::new([h]).unwrap_err();
-    assert!(matches!(&e, PoolError::ForcesUnenumerated { host, .. } if host == "icx"));
-    assert!(e.to_string().contains("IPRED_DIS_U"));
+    assert!(matches!(&e, PoolError::ForcesUnenumerated { host, .. } if host == "spr"));
+    // Pool files: two different hosts under one name, or none, are refused
+    // when read.
+    let tgl = serde_json::to_string(&host("tgl")).unwrap();
+    let other = serde_json::to_string(&HostModel {
+        arch_capabilities: 0,
+        ..host("tgl")
+    })
+    .unwrap();
+    let clash = format!(r#"{{"hosts":[{tgl},{other}]}}"#);
+    assert!(serde_json::from_str::<Pool>(&clash).is_err());
+    assert!(serde_json::from_str::<Pool>(r#"{"hosts":[]}"#).is_err());
     // Unknown bits, unknown fields, wrong types: errors, never panics.
     for bad in [
         r#"{"name":"x","arch_capabilities":0,"cpuid_7_2_edx":0,"supported":512}"#,
@@ -249,6 +266,7 @@ fn arb_host(name: String) -> impl Strategy<Value = HostModel> {
             & kvm_force_spec_ctrl_vmm::pool::enumerated_spec_ctrl(edx),
         source: None,
         microcode: None,
+        family_model: None,
     })
 }
 
@@ -262,10 +280,10 @@ proptest! {
             }),
             ac in any::<u64>(), edx in 0u32..64, opt_out in any::<u64>()) {
         let p = Pool::new(hosts).unwrap();
-        let model = GuestModel { arch_capabilities: ac, cpuid_7_2_edx: edx };
+        let model = GuestModel { arch_capabilities: ac, cpuid_7_2_edx: edx, family_model: None };
         let opts = Opts { opt_out: S::from_bits_truncate(opt_out) };
         if let Ok(d) = p.default_policy(model, opts) {
-            for (h, hd) in p.hosts.iter().zip(&d.hosts) {
+            for (h, hd) in p.hosts().iter().zip(&d.hosts) {
                 prop_assert!(h.supported.contains(hd.forced));
                 prop_assert!((hd.forced & opts.opt_out).is_empty());
                 for e in &hd.exposed {

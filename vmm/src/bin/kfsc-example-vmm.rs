@@ -31,9 +31,9 @@ use kvm_force_spec_ctrl_vmm::{
     defaults::{GuestModel, Opts},
     forcing::{combine, Action, VcpuForcing, VmForcing},
     kvm::{self, VcpuFdExt, VmFdExt},
-    msr::{self, arch_cap, Advertised, VcpuMsrs, WriteEffect},
-    msr_filter::{MsrFilter, Range},
-    pool::{report_name, HostModel, Pool},
+    msr::{self, arch_cap, VcpuMsrs, WriteEffect},
+    msr_filter::{bitmap_len, MsrFilter, Range},
+    pool::{report_name, Pool},
     Config, SpecCtrl,
 };
 use kvm_ioctls::MsrFilterRangeFlags;
@@ -233,20 +233,19 @@ fn vmm_filter() -> MsrFilter {
         ranges: vec![Range {
             flags: MsrFilterRangeFlags::WRITE,
             base: 0x8b,
-            bitmap: vec![0],
+            bitmap: vec![0; bitmap_len(1)],
             msr_count: 1,
         }],
     }
 }
 
-struct Vm<'a> {
+struct Vm {
     vm: VmFd,
     vcpus: Vec<VcpuFd>,
     forcing: VmForcing,
-    host: &'a HostModel,
 }
 
-impl Vm<'_> {
+impl Vm {
     /// Run the forcing state's actions, in order.
     fn apply(&self, actions: &[Action]) -> Result<(), VmmError> {
         for a in actions {
@@ -254,6 +253,12 @@ impl Vm<'_> {
                 Action::SetVm(c) => self.vm.set_force_spec_ctrl(c)?,
                 Action::SetVcpu { vcpu, config } => self.vcpu(vcpu)?.set_force_spec_ctrl(config)?,
                 Action::ClearVcpu { vcpu } => self.vcpu(vcpu)?.clear_force_spec_ctrl()?,
+                other => {
+                    return Err(VmmError::Pool(
+                        "forcing".into(),
+                        format!("unknown action {other:?}"),
+                    ))
+                }
             }
         }
         Ok(())
@@ -267,12 +272,11 @@ impl Vm<'_> {
 
     /// A report changed: the vCPU's forcing, at once.
     fn report(&mut self, id: u32, report: u64) -> Result<(), VmmError> {
-        let forced = self.host.forcing(report).forced;
-        let actions = self
-            .forcing
-            .set_report(id, forced)
-            .map_err(|e| VmmError::Guest(u64::from(id), e.to_string()))?;
-        let conflicts = combine(self.forcing.vm_config(), forced).conflicts;
+        let err = |e: kvm_force_spec_ctrl_vmm::forcing::ForcingError| {
+            VmmError::Guest(u64::from(id), e.to_string())
+        };
+        let actions = self.forcing.set_report(id, report).map_err(err)?;
+        let conflicts = self.forcing.report_conflicts(id).map_err(err)?;
         if !conflicts.is_empty() {
             println!("KFSC-VMM vcpu={id} note: the operator forces {conflicts} off, which the report needs");
         }
@@ -305,7 +309,7 @@ impl Vm<'_> {
                     let (index, data) = (exit.index, exit.data);
                     match msrs.write(index, data) {
                         Ok(WriteEffect::Report(r)) => report = Some(r),
-                        Ok(WriteEffect::None) => {}
+                        Ok(_) => {}
                         Err(_) => *exit.error = 1,
                     }
                 }
@@ -333,14 +337,10 @@ fn run(args: Args) -> Result<bool, VmmError> {
         .map_err(|e| VmmError::Io(args.pool.display().to_string(), e))?;
     let pool: Pool = serde_json::from_str(&text)
         .map_err(|e| VmmError::Pool(args.pool.display().to_string(), e.to_string()))?;
-    let pool = Pool::new(pool.hosts)
-        .map_err(|e| VmmError::Pool(args.pool.display().to_string(), e.to_string()))?;
     let host = pool
         .host(&args.host)
         .ok_or_else(|| VmmError::Pool(args.host.clone(), "no such host in the pool".into()))?;
-    let adv = Advertised {
-        mitigations: pool.decide().advertised,
-    };
+    let adv = pool.decide().advertised;
     // What this host forces for every guest, from the model the guest is
     // given (the pool's default policy).
     let pool_forced = match &args.model_of {
@@ -374,7 +374,7 @@ fn run(args: Args) -> Result<bool, VmmError> {
     println!(
         "KFSC-VMM host={} supported={supported} advertised={} operator={operator} pool_default={pool_forced}",
         host.name,
-        report_name(adv.mitigations),
+        report_name(adv.mitigations()),
     );
 
     let vm = kvm_fd
@@ -417,10 +417,11 @@ fn run(args: Args) -> Result<bool, VmmError> {
         .map_err(|e| VmmError::Kvm("KVM_SET_USER_MEMORY_REGION", e))?;
     // One MSR filter for the VM: the VMM's own, merged with the crate's.
     kvm::enable_msr_exits(&vm, 0)?;
-    let filter = vmm_filter().merge(&MsrFilter::virtual_msrs())?;
+    let filter = vmm_filter().merge(&MsrFilter::virtual_msrs(adv))?;
     filter.install(&vm)?;
 
-    let forcing = VmForcing::new(operator, pool_forced);
+    let (forcing, first) = VmForcing::new(operator, host.clone(), pool_forced)
+        .map_err(|e| VmmError::Pool(args.host.clone(), e.to_string()))?;
     if !forcing.conflicts().is_empty() {
         println!(
             "KFSC-VMM note: the operator forces {} off, which this host's default needs",
@@ -431,9 +432,8 @@ fn run(args: Args) -> Result<bool, VmmError> {
         vm,
         vcpus: Vec::new(),
         forcing,
-        host,
     };
-    vm.apply(&[Action::SetVm(vm.forcing.vm_config())])?;
+    vm.apply(&first)?;
 
     // (report asked for, never reports)
     let plan = [
@@ -481,7 +481,7 @@ fn run(args: Args) -> Result<bool, VmmError> {
         vm.run(id, &mut msrs, &mut counts)?;
 
         let report = msrs.report();
-        let want_report = if silent { 0 } else { ask & adv.mitigations };
+        let want_report = if silent { 0 } else { ask & adv.mitigations() };
         // One exit per virtual-MSR access the guest made: ARCH_CAPABILITIES,
         // and with it advertised the two enumeration MSRs and the report.
         let want_exits = match (silent, adv.any()) {
@@ -498,8 +498,8 @@ fn run(args: Args) -> Result<bool, VmmError> {
         let own = debug_field(&vm.vm, u64::from(id), "vcpu_override")?;
         let forced = host.forcing(report).forced;
         let want_own = match combine(vm.forcing.vm_config(), forced).forcing {
-            VcpuForcing::FollowVm => "none".to_string(),
             VcpuForcing::Own(c) => format!("{:#x} {:#x}", c.mask().bits(), c.value().bits()),
+            _ => "none".to_string(),
         };
         let pass = report == want_report
             && counts.virtual_msr_exits == want_exits
@@ -530,6 +530,8 @@ fn run(args: Args) -> Result<bool, VmmError> {
             .map_err(|e| VmmError::Pool("restore".into(), e.to_string()))?;
         let mut dest = VcpuMsrs::new(adv, arch_caps);
         let migrated = dest.restore(parsed).is_ok() && dest.report() == report;
+        // What the guest reads of IA32_ARCH_CAPABILITIES is only checked
+        // when the virtual MSRs are advertised (else KVM answers it).
         let mut other = VcpuMsrs::new(adv, arch_caps ^ arch_cap::RRSBA);
         let refused = match other.restore(parsed) {
             Err(e) => {

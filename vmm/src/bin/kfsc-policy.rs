@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 use kvm_force_spec_ctrl_vmm::{
     defaults::{self, GuestModel, Opts},
     hostfacts,
+    msr::arch_cap,
     pool::{self, HostModel, Pool},
     SpecCtrl,
 };
@@ -130,17 +131,16 @@ fn parse_bits(s: &str) -> Result<SpecCtrl, String> {
     Ok(bits)
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(p: &PathBuf) -> Result<T, CliError> {
+fn read_json<T: serde::de::DeserializeOwned>(
+    p: &PathBuf,
+    what: &'static str,
+) -> Result<T, CliError> {
     let path = p.display().to_string();
     let text = fs::read_to_string(p).map_err(|source| CliError::Read {
         path: path.clone(),
         source,
     })?;
-    serde_json::from_str(&text).map_err(|source| CliError::Parse {
-        path,
-        what: "CPU model",
-        source,
-    })
+    serde_json::from_str(&text).map_err(|source| CliError::Parse { path, what, source })
 }
 
 /// A file holds one host model or a whole pool.
@@ -171,7 +171,7 @@ fn load(paths: &[PathBuf]) -> Result<Pool, CliError> {
             what: "host or pool",
             source,
         })? {
-            File::Pool(pool) => hosts.extend(pool.hosts),
+            File::Pool(pool) => hosts.extend(pool.into_hosts()),
             File::Host(h) => hosts.push(h),
         }
     }
@@ -201,16 +201,18 @@ fn run(cli: Cli) -> Result<(), CliError> {
             )
         }
         Cmd::Verify { file } => {
-            let want = load(std::slice::from_ref(&file))?
-                .hosts
-                .pop()
-                .ok_or(CliError::NoHost(file.display().to_string()))?;
+            let want: HostModel = read_json(&file, "host")?;
             let have = hostfacts::this_host(&want.name)?;
             let mut diffs = Vec::new();
-            if have.arch_capabilities != want.arch_capabilities {
+            // KVM sets some IA32_ARCH_CAPABILITIES bits itself: compare
+            // the ones the policy decides by.
+            let (h, w) = (
+                have.arch_capabilities & arch_cap::POLICY,
+                want.arch_capabilities & arch_cap::POLICY,
+            );
+            if h != w {
                 diffs.push(format!(
-                    "IA32_ARCH_CAPABILITIES {:#x}, the file says {:#x}",
-                    have.arch_capabilities, want.arch_capabilities
+                    "IA32_ARCH_CAPABILITIES policy bits {h:#x}, the file says {w:#x}"
                 ));
             }
             if have.cpuid_7_2_edx != want.cpuid_7_2_edx {
@@ -255,7 +257,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 (Some(name), _) => {
                     GuestModel::of_host(pool.host(&name).ok_or(CliError::NoHost(name))?)
                 }
-                (None, Some(path)) => read_json(&path)?,
+                (None, Some(path)) => read_json(&path, "CPU model")?,
                 (None, None) => return Err(CliError::NoModel),
             };
             let d = pool.default_policy(model, Opts { opt_out })?;
