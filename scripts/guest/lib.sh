@@ -38,6 +38,9 @@ result() {
 	else
 		echo "not ok $KFSC_N $2" >&7
 	fi
+	# The guest's uptime at each result (a KTAP diagnostic): where a boot
+	# spends its time, for trimming the check's budget.
+	read -r up _ </proc/uptime 2>/dev/null && echo "# uptime ${up}s" >&7
 }
 
 # abort: end the suite now (a setup step or a gate failed): the missing
