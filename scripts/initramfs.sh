@@ -27,8 +27,9 @@ for c in "$KFSC_ROOT"/selftests/*.c; do
 done
 # The userspace crate's binaries and the pools its example VMM runs with.
 cp "$VMM"/kfsc-example-vmm "$VMM"/kfsc-policy "$root/tests/"
-mkdir -p "$root/tests/pools"
+mkdir -p "$root/tests/pools/hosts"
 cp "$KFSC_ROOT"/vmm/pools/*.json "$root/tests/pools/"
+cp "$KFSC_ROOT"/vmm/pools/hosts/*.json "$root/tests/pools/hosts/"
 cp "$KFSC_ROOT/scripts/guest/init" "$root/init"
 cp "$KFSC_ROOT/scripts/guest/lib.sh" "$KFSC_ROOT/scripts/guest/lifecycle.sh" \
 	"$KFSC_ROOT/scripts/guest/kmemleak.sh" "$root/"

@@ -201,3 +201,14 @@ cpu_facts() {
 	t "cpu: $1 IA32_SPEC_CTRL accepts $(fact "$1" spec_ctrl)" 60 \
 		fact_is "$1" spec_ctrl
 }
+
+# policy_facts HOSTFILE: kfsc-policy reads this host's facts from KVM (no
+# root, no msr driver) and prints them, and they are the real part's of
+# vmm/pools/hosts/HOSTFILE.json, on the bits the pool policy decides by
+# (kfsc-policy verify): the emulated host is, for the policy, the part it
+# names. Needs KVM and the module loaded. Two results.
+policy_facts() {
+	t "kfsc-policy facts (from KVM) on this $1 host" 60 "$T"/kfsc-policy facts --name "$1"
+	t "kfsc-policy verify: this host has the facts of pools/hosts/$1.json" 60 \
+		"$T"/kfsc-policy verify "$T"/pools/hosts/"$1".json
+}

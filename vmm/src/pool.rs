@@ -51,6 +51,8 @@ pub mod cpuid_7_2_edx {
     pub const DDPD_U: u32 = 1 << 3;
     /// `IA32_SPEC_CTRL.BHI_DIS_S` exists.
     pub const BHI_CTRL: u32 = 1 << 4;
+    /// The bits the pool policy decides by (KVM may leave others out).
+    pub const POLICY: u32 = PSFD | IPRED_CTRL | RRSBA_CTRL | DDPD_U | BHI_CTRL;
 }
 
 /// The IA32_SPEC_CTRL bits a CPU with this CPUID.(EAX=7,ECX=2):EDX has:

@@ -15,7 +15,7 @@ use kvm_force_spec_ctrl_vmm::{
     defaults::{self, GuestModel, Opts},
     hostfacts,
     msr::arch_cap,
-    pool::{self, HostModel, Pool},
+    pool::{self, cpuid_7_2_edx, HostModel, Pool},
     SpecCtrl,
 };
 use std::{fs, path::PathBuf, process::ExitCode};
@@ -42,8 +42,10 @@ enum Cmd {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
-    /// Check that this host (from KVM) has the facts a host file records:
-    /// IA32_ARCH_CAPABILITIES, CPUID.(7,2):EDX and the bits it can force.
+    /// Check that this host (from KVM) has the facts a host file records,
+    /// on the bits the policy decides by: IA32_ARCH_CAPABILITIES' IBRS_ALL,
+    /// RSBA, RRSBA, BHI_NO, the CPUID.(7,2):EDX controls, and the bits it
+    /// can force.
     Verify {
         /// The host file.
         file: PathBuf,
@@ -215,10 +217,13 @@ fn run(cli: Cli) -> Result<(), CliError> {
                     "IA32_ARCH_CAPABILITIES policy bits {h:#x}, the file says {w:#x}"
                 ));
             }
-            if have.cpuid_7_2_edx != want.cpuid_7_2_edx {
+            let (h, w) = (
+                have.cpuid_7_2_edx & cpuid_7_2_edx::POLICY,
+                want.cpuid_7_2_edx & cpuid_7_2_edx::POLICY,
+            );
+            if h != w {
                 diffs.push(format!(
-                    "CPUID.(7,2):EDX {:#x}, the file says {:#x}",
-                    have.cpuid_7_2_edx, want.cpuid_7_2_edx
+                    "CPUID.(7,2):EDX controls {h:#x}, the file says {w:#x}"
                 ));
             }
             if have.supported != want.supported {
