@@ -7,6 +7,13 @@
 Q=${KFSC_QEMU:-/qemu}
 BHI_DIS_S=0x400
 SSBD=0x4
+# F, FNAME: the bit the scenario forces, and its name: BHI_DIS_S, unless the
+# suite sets REALGUEST_FORCED and REALGUEST_FORCED_NAME before sourcing this
+# file, for a host that cannot take BHI_DIS_S (a Tiger Lake has no BHI_CTRL:
+# scripts/guest/cpu-facts.list). The guest must never set F itself.
+F=${REALGUEST_FORCED:-$BHI_DIS_S}
+FNAME=${REALGUEST_FORCED_NAME:-BHI_DIS_S}
+FHEX=$(printf 0x%x "$F")
 # The guest must not choose BHI_DIS_S itself (spectre_bhi=off: it believes
 # it relies on software BHB clearing), so that the bit is the host's alone.
 # The guest kernel must honour per-task SSBD requests (prctl), so it must
@@ -147,7 +154,7 @@ guest_msr_check() {
 	echo "$lines" | sort | uniq -c | sed 's/^/  guest RDMSR: /'
 	for w in $(echo "$lines" | sed 's/L2-MSR task=\([a-z]*\) \(0x[0-9a-f]*\)/\1:\2/'); do
 		task=${w%%:*} val=${w#*:}
-		[ $((val & BHI_DIS_S)) -eq 0 ] || bad=1
+		[ $((val & F)) -eq 0 ] || bad=1
 		if [ "$task" = ssbd ]; then
 			[ $((val & SSBD)) -ne 0 ] || bad=1
 		else
@@ -183,8 +190,8 @@ realguest_run() {
 		",force-spec-ctrl-mask=0x8000000000000000,force-spec-ctrl-value=0x8000000000000000" \
 		"cannot force IA32_SPEC_CTRL bits 0x8000000000000000 on"
 
-	# The guest, BHI_DIS_S forced on from its first instruction.
-	qemu_start src ",force-spec-ctrl-mask=$BHI_DIS_S,force-spec-ctrl-value=$BHI_DIS_S"
+	# The guest, F forced on from its first instruction.
+	qemu_start src ",force-spec-ctrl-mask=$F,force-spec-ctrl-value=$F"
 	if ! qmp_open src || ! wait_log src L2-READY 400; then
 		cat /tmp/src.stderr /tmp/src.log
 		nok "real guest reaches userspace under QEMU (no L2-READY)"
@@ -202,51 +209,51 @@ realguest_run() {
 	[ "$(dv | field backend)" = "$backend" ]
 	check "backend is $backend" $?
 
-	sample 60 "BHI_DIS_S forced on"
-	check "every entry loads the merge (BHI_DIS_S forced on)" $?
-	[ $((EFF_AND & BHI_DIS_S)) -ne 0 ] && [ $((GUEST_OR & BHI_DIS_S)) -eq 0 ]
-	check "BHI_DIS_S always loaded, never in the guest's view" $?
+	sample 60 "$FNAME forced on"
+	check "every entry loads the merge ($FNAME forced on)" $?
+	[ $((EFF_AND & F)) -ne 0 ] && [ $((GUEST_OR & F)) -eq 0 ]
+	check "$FNAME always loaded, never in the guest's view" $?
 	[ $SAW_SSBD_ON -gt 0 ] && [ $SAW_SSBD_OFF -gt 0 ] &&
 		[ $((EFF_OR & SSBD)) -ne 0 ] && [ $((EFF_AND & SSBD)) -eq 0 ]
 	check "the guest's SSBD flips reach the hardware" $?
 
 	# Runtime change over QMP: SSBD forced off as well.
-	r=$(qmp '{"execute":"set-force-spec-ctrl","arguments":{"mask":1028,"value":1024}}')
-	echo "set-force-spec-ctrl mask 0x404 value 0x400: $r"
+	r=$(qmp '{"execute":"set-force-spec-ctrl","arguments":{"mask":'$((F | SSBD))',"value":'$((F))'}}')
+	echo "set-force-spec-ctrl mask $(printf 0x%x $((F | SSBD))) value $FHEX: $r"
 	sample 40 "SSBD forced off"
 	check "every entry loads the merge (SSBD forced off)" $?
-	[ $((EFF_OR & SSBD)) -eq 0 ] && [ $SAW_SSBD_ON -gt 0 ] && [ $((EFF_AND & BHI_DIS_S)) -ne 0 ]
+	[ $((EFF_OR & SSBD)) -eq 0 ] && [ $SAW_SSBD_ON -gt 0 ] && [ $((EFF_AND & F)) -ne 0 ]
 	check "QMP change mid-run: SSBD never loaded, the guest still sets it" $?
 
 	# Invalid requests: error replies, nothing changes.
 	r=$(qmp '{"execute":"set-force-spec-ctrl","arguments":{"mask":4,"value":1024}}')
 	echo "invalid (value outside mask): $r"
-	r2=$(qmp '{"execute":"set-force-spec-ctrl","arguments":{"mask":1024,"value":1024,"cpu-index":7}}')
+	r2=$(qmp '{"execute":"set-force-spec-ctrl","arguments":{"mask":'$((F))',"value":'$((F))',"cpu-index":7}}')
 	echo "invalid (no vCPU 7): $r2"
 	q=$(qmp '{"execute":"query-force-spec-ctrl"}')
 	echo "query: $q"
 	case "$r$r2" in *'"error"'*'"error"'*) e=0 ;; *) e=1 ;; esac
-	[ $e -eq 0 ] && [ "$(echo "$q" | json_num mask)" = 1028 ] &&
-		[ "$(dv | field vm_mask)" = 0x404 ] && [ "$(dv | field vm_value)" = 0x400 ]
+	[ $e -eq 0 ] && [ "$(echo "$q" | json_num mask)" = $((F | SSBD)) ] &&
+		[ "$(dv | field vm_mask)" = "$(printf 0x%x $((F | SSBD)))" ] && [ "$(dv | field vm_value)" = "$FHEX" ]
 	check "invalid QMP requests are errors and change nothing" $?
 
 	# A vCPU's own configuration, then back to the VM-wide one.
-	r=$(qmp '{"execute":"set-force-spec-ctrl","arguments":{"mask":1024,"value":0,"cpu-index":0}}')
-	echo "vCPU 0 own (BHI_DIS_S forced off): $r"
+	r=$(qmp '{"execute":"set-force-spec-ctrl","arguments":{"mask":'$((F))',"value":0,"cpu-index":0}}')
+	echo "vCPU 0 own ($FNAME forced off): $r"
 	qmp '{"execute":"human-monitor-command","arguments":{"command-line":"info force-spec-ctrl"}}'
-	sample 20 "vCPU 0: BHI_DIS_S forced off"
+	sample 20 "vCPU 0: $FNAME forced off"
 	s=$?
-	[ $s -eq 0 ] && [ $((EFF_OR & BHI_DIS_S)) -eq 0 ] && [ "$(dv | field vcpu_override)" = "0x400 0x0" ]
+	[ $s -eq 0 ] && [ $((EFF_OR & F)) -eq 0 ] && [ "$(dv | field vcpu_override)" = "$FHEX 0x0" ]
 	check "QMP vCPU configuration replaces the VM-wide one" $?
 	r=$(qmp '{"execute":"clear-force-spec-ctrl","arguments":{"cpu-index":0}}')
 	sample 20 "vCPU 0 cleared"
 	s=$?
-	[ $s -eq 0 ] && [ $((EFF_AND & BHI_DIS_S)) -ne 0 ] && [ $((EFF_OR & SSBD)) -eq 0 ] &&
+	[ $s -eq 0 ] && [ $((EFF_AND & F)) -ne 0 ] && [ $((EFF_OR & SSBD)) -eq 0 ] &&
 		[ "$(dv | field vcpu_override)" = none ]
 	check "QMP clear: vCPU 0 follows the VM-wide configuration again" $?
 
 	# Migration to a file and back: the guest's view travels, each side
-	# applies its own configuration (the destination only forces BHI_DIS_S).
+	# applies its own configuration (the destination only forces F).
 	r=$(qmp '{"execute":"migrate","arguments":{"uri":"file:/tmp/vm.state"}}')
 	echo "migrate: $r"
 	st=
@@ -262,7 +269,7 @@ realguest_run() {
 	guest_msr_check src
 	check "guest RDMSR (/dev/cpu/0/msr) never shows a forced bit and agrees with the host" $?
 
-	qemu_start dst ",force-spec-ctrl-mask=$BHI_DIS_S,force-spec-ctrl-value=$BHI_DIS_S" \
+	qemu_start dst ",force-spec-ctrl-mask=$F,force-spec-ctrl-value=$F" \
 		-S -incoming file:/tmp/vm.state
 	qmp_open dst
 	for i in $(seq 1 300); do
@@ -277,17 +284,17 @@ realguest_run() {
 	wait_log dst L2-MSR 300
 	sample 30 "after migration"
 	s=$?
-	[ "$st" = paused ] && [ $s -eq 0 ] && [ $((EFF_AND & BHI_DIS_S)) -ne 0 ] &&
+	[ "$st" = paused ] && [ $s -eq 0 ] && [ $((EFF_AND & F)) -ne 0 ] &&
 		[ $((EFF_OR & SSBD)) -ne 0 ] && [ $SAW_SSBD_ON -gt 0 ] && [ $SAW_SSBD_OFF -gt 0 ]
 	check "after migrate to file and -incoming: guest runs, destination's configuration in force" $?
-	# At the stop BHI_DIS_S was forced on and SSBD off: neither may show.
-	[ "$saved" != none ] && [ $((saved & BHI_DIS_S)) -eq 0 ] && [ $((saved)) -eq $((restored)) ]
+	# At the stop F was forced on and SSBD off: neither may show.
+	[ "$saved" != none ] && [ $((saved & F)) -eq 0 ] && [ $((saved)) -eq $((restored)) ]
 	check "the guest's own IA32_SPEC_CTRL migrated, without forced bits ($saved -> $restored)" $?
 	qmp_quit
 
 	# Without the module, QEMU says what is missing.
 	rmmod kvm_force_spec_ctrl
 	refused "QEMU refuses to start without the module, naming it" \
-		",force-spec-ctrl-mask=$BHI_DIS_S,force-spec-ctrl-value=$BHI_DIS_S" \
+		",force-spec-ctrl-mask=$F,force-spec-ctrl-value=$F" \
 		"kvm_force_spec_ctrl module loaded"
 }
