@@ -90,29 +90,30 @@ step lint "$KFSC_ROOT/scripts/lint.sh"
 step selftests bash -c "'$KFSC_ROOT/scripts/selftests.sh' >'$logs/tests-dir'"
 TESTS=$(tail -n 1 "$logs/tests-dir")
 export TESTS
+# relay FN CMD...: each "PASS x" or "FAIL x" line CMD prints, through FN
+# (result: a test; check: bookkeeping); the number of them in $relayed.
+relay() {
+	local fn=$1 line
+	shift
+	relayed=0
+	while IFS= read -r line; do
+		case $line in
+		"PASS "*) "$fn" PASS "${line#PASS }"; relayed=$((relayed + 1)) ;;
+		"FAIL "*) "$fn" FAIL "${line#FAIL }"; relayed=$((relayed + 1)) ;;
+		esac
+	done < <("$@")
+}
 # The cache's rules, as tests: a header-only change rebuilds, a killed
 # install is redone.
-n=0
-while IFS= read -r line; do
-	case $line in
-	"PASS "*) result PASS "${line#PASS }"; n=$((n + 1)) ;;
-	"FAIL "*) result FAIL "${line#FAIL }"; n=$((n + 1)) ;;
-	esac
-done < <("$KFSC_ROOT/scripts/cache-test.sh" 2>"$logs/cache-test.log")
-[ $n -eq 2 ] || result FAIL "cache tests: $n of 2 reported (out/logs/cache-test.log)"
+relay result bash -c "'$KFSC_ROOT/scripts/cache-test.sh' 2>'$logs/cache-test.log'"
+[ "$relayed" -eq 2 ] || result FAIL "cache tests: $relayed of 2 reported (out/logs/cache-test.log)"
 step bochs bash -c "'$KFSC_ROOT/scripts/bochs.sh' >'$logs/bochs-prefix'"
 BOCHS=$(tail -n 1 "$logs/bochs-prefix")
 export BOCHS
 # The Intel models' mitigation facts agree in patch 0010, the table the
 # boots check (scripts/guest/cpu-facts.list) and platform.rst.
-n=0
-while IFS= read -r line; do
-	case $line in
-	"PASS "*) check PASS "${line#PASS }"; n=$((n + 1)) ;;
-	"FAIL "*) check FAIL "${line#FAIL }"; n=$((n + 1)) ;;
-	esac
-done < <("$KFSC_ROOT/scripts/cpu-facts-check.sh" 2>&1)
-[ $n -gt 0 ] || check FAIL "cpu facts: scripts/cpu-facts-check.sh reported nothing"
+relay check bash -c "'$KFSC_ROOT/scripts/cpu-facts-check.sh' 2>&1"
+[ "$relayed" -gt 0 ] || check FAIL "cpu facts: scripts/cpu-facts-check.sh reported nothing"
 # The userspace crate.
 cargo_tests "vmm cargo test" vmm-test.log "$KFSC_ROOT/scripts/vmm.sh" test
 step vmm-lint "$KFSC_ROOT/scripts/vmm.sh" lint
