@@ -12,9 +12,13 @@
 //! and the current VMCS, once [`enter`] ran for it, masks the forced bits.
 //!
 //! - `vmx-virt`: the guest view lives in the shadow field of the current
-//!   VMCS, the CPU merges guest writes under the VMCS mask, and KVM re-reads
-//!   the hardware MSR at every VM exit (the MSR is not intercepted), so a
-//!   guest access needs nothing from the module.
+//!   VMCS, the CPU merges guest writes under the VMCS mask, and at every VM
+//!   exit KVM derives the hardware MSR from its entry value, the mask and the
+//!   shadow (kernel patch 15, no RDMSR), so a guest access needs nothing from
+//!   the module. That derivation is exact because [`enter`] always programs
+//!   the mask and shadow with the value it loads (`write_virt(mask, view)`
+//!   with `set_hw(effective(view))`): the hardware value and the shadow
+//!   agree outside the mask at every entry.
 //! - `vmx-intercept` (and `svm-intercept`): guest RDMSR/WRMSR exit; KVM hands
 //!   them to the module (`Provider::get_msr`/`set_msr`), which keeps the
 //!   guest view in software and sets the hardware value after each write.

@@ -249,7 +249,20 @@ impl Sim {
             } else {
                 msr
             };
-            self.hw.set(msr);
+            // At the exit KVM saves the MSR: with the control on (kernel
+            // patch 15) it derives it from its entry value, the mask and the
+            // shadow, without a RDMSR. That is the CPU's value only while
+            // the module keeps hw == (hw & mask) | (shadow & !mask) at every
+            // entry, which this checks at every access.
+            let saved = if vmcs.virt {
+                let shadow = self.cur().get().shadow;
+                let derived = (self.hw.get() & vmcs.mask) | (shadow & !vmcs.mask);
+                assert_eq!(derived, msr, "KVM's derived IA32_SPEC_CTRL is not the CPU's");
+                derived
+            } else {
+                msr
+            };
+            self.hw.set(saved);
         }
         read
     }
