@@ -257,7 +257,10 @@ impl Sim {
             let saved = if vmcs.virt {
                 let shadow = self.cur().get().shadow;
                 let derived = (self.hw.get() & vmcs.mask) | (shadow & !vmcs.mask);
-                assert_eq!(derived, msr, "KVM's derived IA32_SPEC_CTRL is not the CPU's");
+                assert_eq!(
+                    derived, msr,
+                    "KVM's derived IA32_SPEC_CTRL is not the CPU's"
+                );
                 derived
             } else {
                 msr
