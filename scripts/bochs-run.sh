@@ -72,8 +72,29 @@ log "bochs: $model, suite $suite ($*), serial log $serial"
 start=$(date +%s)
 # Bochs exits 1 on a guest power-off with panic: action=fatal; the serial
 # log decides (parse-results.sh).
+# <suite>.wall: the host's wall-clock second at which each result reached
+# the results channel (polled once a second), and when the suite began: the
+# emulated uptime in the .ktap says where the guest spent its time, this
+# says where make check spends its budget (scripts/boots.list).
+wall=$logdir/$name.wall
+: >"$wall"
+(
+	seen=0
+	while sleep 1; do
+		[ -f "$ktap" ] || continue
+		lines=$(grep -cE '^(not )?ok |^1\.\.' "$ktap" 2>/dev/null) || lines=0
+		[ "$lines" -gt "$seen" ] || continue
+		grep -E '^(not )?ok |^1\.\.' "$ktap" | sed -n "$((seen + 1)),${lines}p" |
+			sed "s/^/$(( $(date +%s) - start ))s /" >>"$wall"
+		seen=$lines
+	done
+) &
+watch_pid=$!
 rc=0
 timeout "$timeout_s" "$BOCHS/bin/bochs" -q -f "$work/bochsrc" >"$logdir/$name.stdout" 2>&1 </dev/null || rc=$?
+kill "$watch_pid" 2>/dev/null
+wait "$watch_pid" 2>/dev/null
+echo "$(( $(date +%s) - start ))s bochs exit $rc" >>"$wall"
 log "bochs: exit $rc after $(( $(date +%s) - start ))s"
 # The harness's watchdog: say what stalled, from the console: the test that
 # was running, whether the guest's own per-test watchdog (scripts/guest/

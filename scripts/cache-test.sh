@@ -4,6 +4,8 @@
 #   KDIR=<kernel build dir> cache-test.sh
 # - A selftest is rebuilt when only a header it includes changes (the .d
 #   files of selftests/kvm.mk), in a copy of the sources.
+# - A checkout at another path reuses the cached objects (their .d files
+#   name the staged copy: kfsc_stage_selftests).
 # - A cached install killed half way is redone (kfsc_install_atomic, as
 #   scripts/bochs.sh installs Bochs).
 source "$(dirname "$0")/lib.sh"
@@ -44,7 +46,37 @@ else
 	nok "cache: the selftests build in a copy of the sources"
 fi
 
-# 2. An install killed half way leaves nothing that looks complete, and the
+# 2. A checkout at another path (CI's clone, a second clone) builds with the
+# objects a first checkout left in the cache, and rebuilds nothing: the
+# objects name their sources in the cache's staged copy, not in a checkout.
+stage_build() { # project root
+	kfsc_stage_selftests "$1" "$tmp/staged/src" &&
+		make -C "$src/tools/testing/selftests/kvm" -f "$tmp/staged/src/selftests/kvm.mk" \
+			OUTPUT="$tmp/staged" KHDR_INCLUDES="-isystem $KDIR/usr/include" \
+			FSC_ROOT="$tmp/staged/src" LDFLAGS=-static -j"$(nproc)" fsc >>"$tmp/build.log" 2>&1
+}
+mkdir -p "$tmp/a" "$tmp/b"
+cp -r "$KFSC_ROOT/selftests" "$KFSC_ROOT/include" "$tmp/a/"
+bin=$tmp/staged/fsc/force_spec_ctrl_cap_test
+if stage_build "$tmp/a" && [ -x "$bin" ]; then
+	before=$(stat -c %Y "$bin")
+	sleep 1
+	mv "$tmp/a/selftests" "$tmp/a/include" "$tmp/b/" # the first checkout is gone
+	touch "$tmp"/b/selftests/* # a fresh clone: every file new
+	if ! stage_build "$tmp/b"; then
+		tail -n 5 "$tmp/build.log"
+		nok "cache: a checkout at another path builds with the cached objects (it failed)"
+	elif [ "$(stat -c %Y "$bin")" != "$before" ]; then
+		nok "cache: a checkout at another path rebuilds nothing (it rebuilt)"
+	else
+		ok "cache: a checkout at another path builds with the cached objects, rebuilding nothing"
+	fi
+else
+	tail -n 20 "$tmp/build.log"
+	nok "cache: the selftests build from a staged copy"
+fi
+
+# 3. An install killed half way leaves nothing that looks complete, and the
 # next run installs again.
 prefix=$tmp/cache/prefix
 slow_install() { # writes bin/tool, then would write the rest

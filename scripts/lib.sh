@@ -71,6 +71,28 @@ kfsc_git_init() {
 # "$DESTDIR$PREFIX", with DESTDIR a temporary root beside PREFIX, then
 # rename the result into place: a run killed before the rename leaves no
 # PREFIX that looks complete, and the next run installs again.
+# The selftests' sources as the cached objects see them: a copy in the
+# kernel's build tree (DEST), at a path that does not depend on where the
+# project is checked out. The objects' .d files name their sources by
+# absolute path; naming the checkout would make every clone at another path
+# (CI's, a developer's second one) fail with "No rule to make target
+# <old checkout>/selftests/...". A file is copied only when its content
+# changed, so its mtime (and make's view) follows content; files gone from
+# the project go from the copy too.
+#   kfsc_stage_selftests PROJECT_ROOT DEST
+kfsc_stage_selftests() {
+	local root=$1 dest=$2 f rel
+	mkdir -p "$dest/selftests" "$dest/include/uapi/linux"
+	for f in "$root"/selftests/*.c "$root"/selftests/*.h "$root"/selftests/kvm.mk \
+		"$root"/include/uapi/linux/kvm_force_spec_ctrl.h; do
+		rel=${f#"$root"/}
+		cmp -s "$f" "$dest/$rel" || cp "$f" "$dest/$rel"
+	done
+	for f in "$dest"/selftests/*; do
+		[ -e "$root/selftests/${f##*/}" ] || rm -f "$f"
+	done
+}
+
 kfsc_install_atomic() {
 	local prefix=$1 dest
 	shift
