@@ -33,6 +33,17 @@ else
 	INITRD=$logs/initramfs-$kernel.cpio.gz
 	export INITRD
 	"$KFSC_ROOT/scripts/initramfs.sh" "$INITRD"
+	if [ "$model" = pool ]; then
+		# shellcheck disable=SC2086 # the route, word-split
+		"$KFSC_ROOT/scripts/pool-run.sh" "$suite" "$logs" $args || true
+		rc=0 i=0
+		for _ in $args; do
+			i=$((i + 1))
+			"$KFSC_ROOT/scripts/parse-results.sh" "$logs/pool-hop-$suite-$i.serial" \
+				"pool-hop-$suite-$i" || rc=1
+		done
+		exit $rc
+	fi
 	# shellcheck disable=SC2086 # kernel arguments, word-split
 	KFSC_BOCHS_CPUS=$cpus "$KFSC_ROOT/scripts/bochs-run.sh" "$suite" "$model" "$logs" $args || true
 fi

@@ -152,6 +152,8 @@ run_entry() {
 	shift 5
 	if [ "$model" = qemu ]; then
 		"$KFSC_ROOT/scripts/qemu-run.sh" "$suite" "$logs"
+	elif [ "$model" = pool ]; then
+		"$KFSC_ROOT/scripts/pool-run.sh" "$suite" "$logs" "$@"
 	elif [ "$kernel" = debug ]; then
 		KDIR=$KDIR_DEBUG INITRD=$INITRD_DEBUG KFSC_BOCHS_CPUS=$cpus \
 			"$KFSC_ROOT/scripts/bochs-run.sh" "$suite" "$model" "$logs" "$@"
@@ -166,7 +168,9 @@ run_entry() {
 for f in "$KFSC_ROOT"/scripts/guest/suites/*; do
 	s=$(basename "$f")
 	case $s in bench | bench-kicks | demo | soak) continue ;; esac
-	boot_entries | awk -v s="$s" '$1 == s { found = 1 } END { exit !found }' ||
+	# pool-hop: every hop of a pool route (model "pool", pool-run.sh).
+	boot_entries | awk -v s="$s" '$1 == s || (s == "pool-hop" && $2 == "pool") { found = 1 }
+		END { exit !found }' ||
 		check FAIL "suite $s is in no boot of scripts/boots.list"
 done
 
@@ -195,7 +199,7 @@ run_lane "${lane_b[@]}"
 wait "$lane"
 # Count every boot of the list, in its order: the run itself (a harness
 # failure shows its log), then every result and check of its logs.
-while read -r suite _; do
+while read -r suite model _ _ _ args; do
 	read -r rc secs <"$logs/boot-$suite.rc" 2>/dev/null || rc=missing
 	if [ "$rc" = 0 ]; then
 		check PASS "step: boot-$suite (${secs}s)"
@@ -203,6 +207,15 @@ while read -r suite _; do
 		check FAIL "step: boot-$suite (exit $rc), log out/logs/boot-$suite.log:"
 		tail -n 30 "$logs/boot-$suite.log" | sed 's/^/    /'
 	fi
-	boot "$suite" "$logs/$suite.serial"
+	if [ "$model" = pool ]; then
+		# Every hop of the route counts, booted or not.
+		i=0
+		for _ in $args; do
+			i=$((i + 1))
+			boot "pool-hop-$suite-$i" "$logs/pool-hop-$suite-$i.serial"
+		done
+	else
+		boot "$suite" "$logs/$suite.serial"
+	fi
 done < <(boot_entries)
 finish

@@ -31,7 +31,7 @@ expect "VM entry with APICv fails (erratum 3)" 0003 bochs-spr-4level no5lvl \
 	'Posted Interrupt Descriptor phy addr malformed'
 expect "host interrupts do not exit a guest running with IF=0 (erratum 5)" 0004 bochs-spr-4level no5lvl \
 	'not ok [0-9]+ 0 host-interrupt exits'
-expect "a Linux guest triple-faults in its decompressor under EPT (erratum 6)" 0005 bochs-spr-qemu "" \
+expect "a Linux guest triple-faults in its decompressor under EPT (erratum 6)" 0005 bochs-tgl-qemu "" \
 	'KFSC-RESULT FAIL real guest reaches userspace'
 expect "the AMD model has no IA32_SPEC_CTRL (AMD SPEC_CTRL, V_SPEC_CTRL)" 0006 bochs-ryzen "" \
 	'not ok 1 CPUID Fn8000_0008 EBX' ryzen

@@ -38,6 +38,15 @@ cp "$KFSC_ROOT/scripts/guest/realguest.sh" "$root/"
 # What the emulated Intel CPU reports of its mitigations, and what it must
 # (cpu_facts in lib.sh).
 gcc -static -O2 -Wall -Werror -o "$root/bin/cpu-facts" "$KFSC_ROOT/scripts/guest/cpu-facts.c"
+# A file out through Bochs' port 0xE9 (the pool suite's migration stream):
+# the e9 module (a copy of its sources built against KDIR) and e9out.
+gcc -static -O2 -Wall -Werror -o "$root/bin/e9out" "$KFSC_ROOT/scripts/guest/e9out.c"
+cp -r "$KFSC_ROOT/scripts/guest/e9" "$root/e9-build"
+# shellcheck disable=SC2046 # the build tree's toolchain flags, word-split
+make -C "$KDIR" M="$root/e9-build" $(cat "$KDIR/kfsc-make-flags" 2>/dev/null) modules \
+	>"$root/e9-build/log" 2>&1 || { cat "$root/e9-build/log" >&2; die "the e9 module did not build"; }
+cp "$root/e9-build/e9.ko" "$root/lib/modules/"
+rm -rf "$root/e9-build"
 cp "$KFSC_ROOT/scripts/guest/cpu-facts.list" "$root/"
 if [ -n "${QEMU:-}" ]; then
 	mkdir -p "$root/qemu"
@@ -47,7 +56,7 @@ if [ -n "${QEMU:-}" ]; then
 	l2=$root/l2-root
 	mkdir -p "$l2"/{bin,proc,sys,dev}
 	cp /bin/busybox "$l2/bin/"
-	for applet in sh mount cat grep echo; do ln -s busybox "$l2/bin/$applet"; done
+	for applet in sh mount cat grep echo sleep; do ln -s busybox "$l2/bin/$applet"; done
 	cp "$KFSC_ROOT/scripts/guest/l2/init" "$l2/init"
 	gcc -static -O2 -Wall -Werror -o "$l2/bin/spec-task" "$KFSC_ROOT/scripts/guest/l2/spec-task.c"
 	(cd "$l2" && find . | cpio -o -H newc --quiet | gzip -1) >"$root/qemu/l2.gz"

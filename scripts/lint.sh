@@ -50,6 +50,9 @@ series "KVM series" PATCH kernel_checkpatch "$KFSC_ROOT/kernel/patches"
 # Its two fixes of stock KVM, on their own for stable.
 series "KVM stable series" PATCH kernel_checkpatch "$KFSC_ROOT/kernel/stable"
 series "QEMU series" "RFC PATCH" qemu_checkpatch "$KFSC_ROOT/qemu/patches"
+# The harness' own kernel module (the pool run's port 0xE9).
+out=$(perl "$src/scripts/checkpatch.pl" --strict --no-tree -q -f "$KFSC_ROOT/scripts/guest/e9/e9.c" 2>&1) ||
+	{ echo "checkpatch: scripts/guest/e9/e9.c:"; echo "$out"; rc=1; }
 # One definition of the ABI: QEMU's copy of the header is the project's.
 cmp "$qsrc/linux-headers/linux/kvm_force_spec_ctrl.h" "$KFSC_ROOT/include/uapi/linux/kvm_force_spec_ctrl.h" ||
 	{ echo "qemu/patches: linux-headers/linux/kvm_force_spec_ctrl.h differs from include/uapi"; rc=1; }

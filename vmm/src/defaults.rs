@@ -237,13 +237,26 @@ pub struct Exposure {
     pub why: Why,
 }
 
+/// A bit forced on a host, and why the guest needs it there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Forced {
+    /// The bit forced on.
+    pub bit: SpecCtrl,
+    /// Why the guest's own choice needs it on this host.
+    pub why: Why,
+}
+
 /// One host's part of the default decision.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HostDefault {
     /// The host model's name.
     pub host: String,
     /// The bits forced on for every vCPU there.
     pub forced: SpecCtrl,
+    /// Each bit of `forced` with its reason (a bit two reasons need is
+    /// listed twice).
+    pub reasons: Vec<Forced>,
     /// Where the guest stays exposed because of the operator's opt-out.
     pub exposed: Vec<Exposure>,
 }
@@ -420,6 +433,7 @@ impl Pool {
             let mut d = HostDefault {
                 host: h.name.clone(),
                 forced: SpecCtrl::empty(),
+                reasons: Vec::new(),
                 exposed: Vec::new(),
             };
             for (bit, why) in need {
@@ -427,6 +441,7 @@ impl Pool {
                     d.exposed.push(Exposure { bit, why });
                 } else if can(h, bit) {
                     d.forced |= bit;
+                    d.reasons.push(Forced { bit, why });
                 } else if why == Why::RetpolineBhiRrsba && !bhi_ctrl {
                     d.exposed.push(Exposure { bit, why });
                 } else {
@@ -521,7 +536,8 @@ pub fn default_table(d: &DefaultDecision) -> String {
         },
         c.bhi
     );
-    let _ = writeln!(s, "{:<20} {:<24} exposed", "host", "force on");
+    // The mask as a number too, for scripts (scripts/guest/suites/pool-hop).
+    let _ = writeln!(s, "{:<20} {:<8} {:<24} exposed", "host", "mask", "force on");
     for h in &d.hosts {
         let exposed: Vec<String> = h
             .exposed
@@ -530,8 +546,9 @@ pub fn default_table(d: &DefaultDecision) -> String {
             .collect();
         let _ = writeln!(
             s,
-            "{:<20} {:<24} {}",
+            "{:<20} {:<8} {:<24} {}",
             h.host,
+            format!("{:#x}", h.forced.bits()),
             h.forced.to_string(),
             if exposed.is_empty() {
                 "-".to_string()
@@ -539,6 +556,9 @@ pub fn default_table(d: &DefaultDecision) -> String {
                 exposed.join("; ")
             }
         );
+        for r in &h.reasons {
+            let _ = writeln!(s, "  {} on {}: {}", r.bit, h.host, r.why);
+        }
     }
     s
 }
