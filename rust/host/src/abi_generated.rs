@@ -1,0 +1,1 @@
+../../abi_generated.rs
