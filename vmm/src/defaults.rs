@@ -213,6 +213,9 @@ pub enum Why {
     /// Retpoline relied on for BHI, on an RRSBA host where `RRSBA_DIS_S` is
     /// opted out.
     RetpolineBhiRrsba,
+    /// The guest sets the bit itself: forced as well, at no cost, for
+    /// kernels older than the prediction.
+    Backstop,
 }
 
 impl fmt::Display for Why {
@@ -223,6 +226,7 @@ impl fmt::Display for Why {
             Why::BhbClearOnBhiCtrl => "the guest's software BHB clearing does not cover this part's branch history (BHI_CTRL)",
             Why::BhiNoOnAffected => "the guest was told BHI_NO and does nothing against BHI, which affects this part",
             Why::RetpolineBhiRrsba => "the guest relies on retpoline against BHI, which RRSBA undoes here while RRSBA_DIS_S is opted out",
+            Why::Backstop => "the guest sets this bit itself; forced too, at no cost, for kernels older than the prediction",
         })
     }
 }
@@ -333,11 +337,10 @@ fn needs(h: &HostModel, choice: &LinuxChoice) -> (Vec<(SpecCtrl, Why)>, bool) {
     }
     // Rule 3. A host with BHI_NO needs nothing; one without BHI_CTRL is
     // covered by the software sequence.
-    let affected = ac & arch_cap::BHI_NO == 0;
-    let bhi_ctrl = h.cpuid_7_2_edx & edx::BHI_CTRL != 0;
+    let affected = h.bhi_affected();
     match choice.bhi {
         Bhi::NotAffected if affected => need.push((SpecCtrl::BHI_DIS_S, Why::BhiNoOnAffected)),
-        Bhi::ClearsBhb if affected && bhi_ctrl => {
+        Bhi::ClearsBhb if affected && h.has_bhi_ctrl() => {
             need.push((SpecCtrl::BHI_DIS_S, Why::BhbClearOnBhiCtrl))
         }
         _ => {}
@@ -387,8 +390,7 @@ impl Pool {
         // exposure instead).
         if model.arch_capabilities & arch_cap::BHI_NO != 0 {
             for h in self.hosts() {
-                let affected = h.arch_capabilities & arch_cap::BHI_NO == 0;
-                if affected && !h.supported.contains(SpecCtrl::BHI_DIS_S) {
+                if h.bhi_affected() && !h.supported.contains(SpecCtrl::BHI_DIS_S) {
                     withdraw |= arch_cap::BHI_NO;
                 }
             }
@@ -417,16 +419,14 @@ impl Pool {
         let mut hosts = Vec::new();
         for h in self.hosts() {
             let (mut need, _) = needs(h, &choice);
-            let ac = h.arch_capabilities;
-            let affected = ac & arch_cap::BHI_NO == 0;
-            let bhi_ctrl = h.cpuid_7_2_edx & edx::BHI_CTRL != 0;
+            let bhi_ctrl = h.has_bhi_ctrl();
             // A guest that relies on retpoline for BHI is covered only while
             // RRSBA_DIS_S is in force on an RRSBA host.
             if choice.bhi == Bhi::Retpoline
-                && ac & arch_cap::RRSBA != 0
+                && h.arch_capabilities & arch_cap::RRSBA != 0
                 && !choice.sets_rrsba_dis_s
                 && opts.opt_out.contains(SpecCtrl::RRSBA_DIS_S)
-                && affected
+                && h.bhi_affected()
             {
                 need.push((SpecCtrl::BHI_DIS_S, Why::RetpolineBhiRrsba));
             }
@@ -458,13 +458,25 @@ impl Pool {
             // nothing, and it protects kernels older than the prediction
             // (before the 2024 BHI patches, or retpoline kernels without
             // spec_ctrl_disable_kernel_rrsba()).
-            if choice.bhi == Bhi::SetsBhiDisS && affected && bhi_ctrl && can(h, SpecCtrl::BHI_DIS_S)
+            let mut backstop = |bit: SpecCtrl| {
+                d.forced |= bit;
+                d.reasons.push(Forced {
+                    bit,
+                    why: Why::Backstop,
+                });
+            };
+            if choice.bhi == Bhi::SetsBhiDisS
+                && h.bhi_affected()
+                && bhi_ctrl
+                && can(h, SpecCtrl::BHI_DIS_S)
             {
-                d.forced |= SpecCtrl::BHI_DIS_S;
+                backstop(SpecCtrl::BHI_DIS_S);
             }
-            if choice.sets_rrsba_dis_s && ac & arch_cap::RRSBA != 0 && can(h, SpecCtrl::RRSBA_DIS_S)
+            if choice.sets_rrsba_dis_s
+                && h.arch_capabilities & arch_cap::RRSBA != 0
+                && can(h, SpecCtrl::RRSBA_DIS_S)
             {
-                d.forced |= SpecCtrl::RRSBA_DIS_S;
+                backstop(SpecCtrl::RRSBA_DIS_S);
             }
             hosts.push(d);
         }

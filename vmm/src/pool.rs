@@ -173,13 +173,26 @@ impl HostModel {
         Ok(())
     }
 
+    /// Whether Branch History Injection affects this part: it does not
+    /// enumerate `BHI_NO` (`IA32_ARCH_CAPABILITIES[20]`).
+    pub fn bhi_affected(&self) -> bool {
+        self.arch_capabilities & arch_cap::BHI_NO == 0
+    }
+
+    /// Whether this part enumerates `BHI_CTRL` (`CPUID.(7,2):EDX[4]`, the
+    /// `BHI_DIS_S` control): the software BHB-clearing sequence does not
+    /// cover its branch history.
+    pub fn has_bhi_ctrl(&self) -> bool {
+        self.cpuid_7_2_edx & cpuid_7_2_edx::BHI_CTRL != 0
+    }
+
     /// What this host needs for `m` (the rules of the module docs).
     pub fn need(&self, m: Mitigation) -> Need {
         let edx = self.cpuid_7_2_edx;
         let ac = self.arch_capabilities;
         match m {
             Mitigation::BhbClearSeqS => {
-                if ac & arch_cap::BHI_NO != 0 || edx & cpuid_7_2_edx::BHI_CTRL == 0 {
+                if !self.bhi_affected() || !self.has_bhi_ctrl() {
                     Need::Nothing
                 } else {
                     Need::Force(SpecCtrl::BHI_DIS_S)

@@ -18,7 +18,7 @@
 //!   guests of a pool where some host behaves so.
 
 use kvm_force_spec_ctrl_vmm::{
-    defaults::{Bhi, GuestModel, Opts, PolicyError, V2Mode, Why},
+    defaults::{Bhi, Forced, GuestModel, Opts, PolicyError, V2Mode, Why},
     msr::arch_cap,
     pool::{HostModel, Pool, PoolError},
     SpecCtrl as S,
@@ -143,6 +143,15 @@ fn retpoline_model() {
     assert_eq!(d.advertise, arch_cap::RSBA | arch_cap::RRSBA);
     assert_eq!(d.choice.v2, V2Mode::Ibrs);
     assert_eq!(d.forced("spr"), Some(S::BHI_DIS_S));
+    // Every forced bit comes with its reason.
+    let spr = d.hosts.iter().find(|h| h.host == "spr").unwrap();
+    assert_eq!(
+        spr.reasons,
+        vec![Forced {
+            bit: S::BHI_DIS_S,
+            why: Why::BhbClearOnBhiCtrl
+        }]
+    );
     // On ICX + SPR alone, retpoline can be completed: SPR forces
     // RRSBA_DIS_S and the guest, told RRSBA=0, relies on retpoline for BHI
     // too (Linux `bhi_select_mitigation()`), which RRSBA_DIS_S makes true.
