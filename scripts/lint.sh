@@ -49,7 +49,7 @@ qemu_checkpatch() {
 series "KVM series" PATCH kernel_checkpatch "$KFSC_ROOT/kernel/patches"
 # Its two fixes of stock KVM, on their own for stable.
 series "KVM stable series" PATCH kernel_checkpatch "$KFSC_ROOT/kernel/stable"
-series "QEMU series" "RFC PATCH" qemu_checkpatch "$KFSC_ROOT/qemu/patches"
+series "QEMU series" "RFC PATCH v2" qemu_checkpatch "$KFSC_ROOT/qemu/patches"
 # The harness' own kernel module (the pool run's port 0xE9).
 out=$(perl "$src/scripts/checkpatch.pl" --strict --no-tree -q -f "$KFSC_ROOT/scripts/guest/e9/e9.c" 2>&1) ||
 	{ echo "checkpatch: scripts/guest/e9/e9.c:"; echo "$out"; rc=1; }
