@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # kvm-force-spec-ctrl. The two entry points:
-#   make demo    boot Bochs (Sapphire Rapids), load the module, show forcing
+#   make demo    a Linux guest migrates across three emulated hosts (the pool run), one table
 #   make check   every build and test, both emulators; ends "N passed, N failed"
 # Both install what they need (scripts/deps.sh). Builds are cached outside
 # the repository, in $(KFSC_CACHE) (default /var/cache/kvm-force-spec-ctrl).

@@ -23,7 +23,8 @@ ktap=$logdir/$name.ktap
 rm -f "$serial" "$ktap"
 work=$(mktemp -d)
 watch_pid=
-trap '[ -z "$watch_pid" ] || kill "$watch_pid" 2>/dev/null; rm -rf "$work"' EXIT
+# (set -e holds in the trap too: a kill that finds nothing must not fail the run)
+trap '[ -z "$watch_pid" ] || kill "$watch_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 mkdir -p "$work/iso/isolinux"
 cp /usr/lib/ISOLINUX/isolinux.bin /usr/lib/syslinux/modules/bios/ldlinux.c32 "$work/iso/isolinux/"
 cp "$KDIR/arch/x86/boot/bzImage" "$work/iso/bzImage"
@@ -99,6 +100,7 @@ rc=0
 timeout "$timeout_s" "$BOCHS/bin/bochs" -q -f "$work/bochsrc" >"$logdir/$name.stdout" 2>&1 </dev/null || rc=$?
 kill "$watch_pid" 2>/dev/null || true
 wait "$watch_pid" 2>/dev/null || true # 143: it was killed
+watch_pid=
 echo "$(( $(date +%s) - start ))s bochs exit $rc" >>"$wall"
 log "bochs: exit $rc after $(( $(date +%s) - start ))s"
 # The harness's watchdog: say what stalled, from the console: the test that
