@@ -40,8 +40,11 @@ table=$(cd "$KFSC_ROOT/vmm/pools" && "$policy" default --model-of "$model_of" "$
 	die "kfsc-policy default failed"
 echo "pool ${hosts[*]}, the guest's model is $model_of's:"
 echo "$table" | sed 's/^/  /'
-# The backend each host's module picks: vmx-virt where the CPU has
-# "virtualize IA32_SPEC_CTRL" (cpu-facts.list's virt column).
+# The backend each host's module must pick: vmx-virt on the models to
+# which Bochs gives "virtualize IA32_SPEC_CTRL" (MSR 0x492 bit 7: the
+# bochs-spr and bochs-tgl suites check the flag), vmx-intercept elsewhere.
+# pool-hop checks the module's choice against it. The only such table:
+# cpu-facts.list has no column for it.
 backend_of() {
 	case $1 in
 	sapphire_rapids | arrow_lake) echo vmx-virt ;;
